@@ -1,0 +1,11 @@
+"""ComfyUI entry point of the Stable-Pose node pack.
+
+ComfyUI imports this folder as a package and reads the three names below; everything that does
+model work lives in ``stablepose_core`` (plain PyTorch) and the thin node classes in ``nodes``.
+"""
+
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+WEB_DIRECTORY = "./web"
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
