@@ -1,0 +1,277 @@
+"""Reading, writing and initialising Stable-Pose adapter weights.
+
+- Official releases are torch pickles (``final.pth`` / Lightning ``.ckpt``) holding either the whole
+  ``StablePose`` model (SD weights beside ``stable_pose_adapter.*``), possibly under ``state_dict``, or the
+  adapter alone. They are read with ``weights_only=True``: a checkpoint never runs code, and Python objects
+  other than tensors (Lightning hyper-parameters, configs) load as inert placeholders.
+- Our own files are adapter-only ``.safetensors`` whose keys are the official adapter keys without the
+  ``stable_pose_adapter.`` prefix, with the config and provenance in the metadata.
+- The architecture is inferred from tensor shapes (head counts, which shapes cannot tell, come from the
+  metadata, else the released value 8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import safetensors
+import safetensors.torch
+import torch
+
+from .adapter import AdapterConfig, StablePoseAdapter, zero_init_convs
+
+ADAPTER_PREFIX = "stable_pose_adapter."
+UNET_PREFIX = "model.diffusion_model."
+FORMAT = "stable-pose-adapter"
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be read, or that holds no Stable-Pose adapter; the message says what was found."""
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a ``.safetensors`` or torch pickle, unwrapping ``state_dict`` nesting."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in (".safetensors", ".sft"):
+            with safetensors.safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+            return safetensors.torch.load_file(str(path)), metadata
+        return _tensors_of(_load_pickle(path)), {}
+    except CheckpointError:
+        raise
+    except Exception as error:  # truncated archives, wrong formats, ...: one clear message
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {error}") from error
+
+
+def _load_pickle(path: Path) -> object:
+    """``torch.load(weights_only=True)``; unknown globals become inert placeholder classes, never imported."""
+    placeholders = [
+        (type(name.rpartition(".")[2], (_Opaque,), {"__module__": name.rpartition(".")[0]}), name)
+        for name in torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    ]
+    with torch.serialization.safe_globals(placeholders):
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+
+
+class _Opaque:
+    """Stands in for a pickled Python object (config, callback, ...): keeps its state, runs nothing."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state: object) -> None:
+        self.state = state
+
+
+def _tensors_of(obj: object) -> dict[str, torch.Tensor]:
+    while isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"expected a dict of tensors, found {type(obj).__name__}")
+    return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+
+
+def describe_state_dict(state_dict: dict[str, torch.Tensor]) -> str:
+    """A short guess at what a state dict is, for error messages."""
+    keys = list(state_dict)
+    joined = "\n".join(keys)
+    guesses = [
+        ("control_model." in joined or "input_hint_block" in joined, "a ControlNet"),
+        ("lora_" in joined or ".lora." in joined, "a LoRA"),
+        ("adapter.body" in joined or re.search(r"^body\.\d", joined, re.M) is not None, "a T2I-Adapter"),
+        ("double_blocks." in joined, "a Flux model"),
+        ("label_emb." in joined, "an SDXL-style UNet (it has a label embedding)"),
+        (UNET_PREFIX in joined, "a Stable Diffusion checkpoint without Stable-Pose adapter weights"),
+        ("decoder.up" in joined and "encoder.down" in joined, "a VAE"),
+    ]
+    for hit, what in guesses:
+        if hit:
+            return f"{what} ({len(keys)} tensors)"
+    prefixes = sorted({k.split(".")[0] for k in keys})[:8]
+    return f"an unknown layout: {len(keys)} tensors, top-level names {prefixes}"
+
+
+def adapter_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The adapter's tensors (official keys minus ``stable_pose_adapter.``) from a full-model or adapter file."""
+    prefixed = {k[len(ADAPTER_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(ADAPTER_PREFIX)}
+    found = prefixed or state_dict
+    if "input_blocks.0.0.weight" not in found or not any(".attn_layer." in k for k in found):
+        raise CheckpointError(f"not a Stable-Pose adapter: this looks like {describe_state_dict(state_dict)}")
+    return found
+
+
+def _block_indices(state_dict: dict[str, torch.Tensor], prefix: str) -> list[int]:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    return sorted({int(m.group(1)) for k in state_dict if (m := pattern.match(k))})
+
+
+def _encoder_layout(sd: dict[str, torch.Tensor]) -> dict:
+    """Channels, levels, res-blocks, attention and text-context sizes of an LDM UNet encoder state dict."""
+    model_channels, in_channels = sd["input_blocks.0.0.weight"].shape[:2]
+    mults: list[int] = []
+    res_per_level = [0]
+    attention_levels: set[int] = set()
+    inject_layers = []
+    for i in _block_indices(sd, "input_blocks.")[1:]:
+        if f"input_blocks.{i}.0.op.weight" in sd:
+            res_per_level.append(0)
+            continue
+        level = len(res_per_level) - 1
+        if len(mults) == level:
+            mults.append(sd[f"input_blocks.{i}.0.in_layers.2.weight"].shape[0] // model_channels)
+        res_per_level[level] += 1
+        if f"input_blocks.{i}.1.proj_in.weight" in sd:
+            attention_levels.add(level)
+        if f"input_blocks.{i}.0.attn_layer.to_patch_embedding.0.weight" in sd:
+            inject_layers.append(i)
+    if len(set(res_per_level)) != 1:
+        raise CheckpointError(f"unsupported layout: res-blocks per level differ ({res_per_level})")
+    proj_in = sd["middle_block.1.proj_in.weight"]
+    return {
+        "in_channels": in_channels,
+        "model_channels": model_channels,
+        "channel_mult": tuple(mults),
+        "num_res_blocks": res_per_level[0],
+        "attention_levels": tuple(sorted(attention_levels)),
+        "transformer_depth": len(_block_indices(sd, "middle_block.1.transformer_blocks.")),
+        "context_dim": sd["middle_block.1.transformer_blocks.0.attn2.to_k.weight"].shape[1],
+        "use_linear_in_transformer": proj_in.ndim == 2,
+        "inject_layers": tuple(inject_layers),
+    }
+
+
+def infer_config(state_dict: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> AdapterConfig:
+    """The :class:`AdapterConfig` of an adapter state dict (no prefix), from shapes plus stored head counts."""
+    sd = state_dict
+    try:
+        layout = _encoder_layout(sd)
+        inject = layout["inject_layers"][0]
+        vit = f"input_blocks.{inject}.0.attn_layer."
+        reduced, patch_dim = sd[vit + "to_patch_embedding.0.weight"].shape[0], sd[vit + "to_patch_embedding.3.weight"]
+        values = {
+            **layout,
+            "cond_channels": sd["feature_extractor.pre_extractor.0.weight"].shape[1],
+            "inject_channels": (sd["feature_extractor.extractors.0.0.weight"].shape[0],),
+            "vit_dim": patch_dim.shape[0],
+            "vit_depth": len(_block_indices(sd, vit + "transformer.layers.")),
+            "vit_mlp_dim": sd[vit + "transformer.layers.0.1.net.1.weight"].shape[0],
+            "vit_patch": math.isqrt(patch_dim.shape[1] // reduced),
+            "vit_reduced_channels": reduced,
+        }
+    except (KeyError, IndexError) as error:
+        raise CheckpointError(f"unsupported Stable-Pose adapter layout: missing {error}") from error
+    stored = json.loads((metadata or {}).get("stable_pose_config", "{}"))
+    heads = {k: stored[k] for k in ("num_heads", "num_head_channels", "vit_heads") if k in stored}
+    return AdapterConfig.from_dict({**values, **heads})
+
+
+def config_from_unet(unet_state_dict: dict[str, torch.Tensor], **overrides: object) -> AdapterConfig:
+    """Adapter config for a base UNet (LDM keys, no ``model.diffusion_model.`` prefix), read from its shapes."""
+    try:
+        layout = _encoder_layout(unet_state_dict)
+    except KeyError as error:
+        raise CheckpointError(f"not an LDM UNet state dict: missing {error}") from error
+    layout.pop("inject_layers")
+    return AdapterConfig.from_dict({**layout, **overrides})
+
+
+def build_adapter(
+    state_dict: dict[str, torch.Tensor],
+    config: AdapterConfig,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+) -> StablePoseAdapter:
+    """An adapter holding exactly ``state_dict`` (no random init is computed: built on the meta device)."""
+    with torch.device("meta"):
+        adapter = StablePoseAdapter(config)
+    missing, unexpected = adapter.load_state_dict(state_dict, strict=False, assign=True)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"adapter weights do not match the inferred architecture: missing {missing[:5]} "
+            f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})"
+        )
+    return adapter.to(device=device, dtype=dtype).eval()
+
+
+def load_adapter(
+    path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+) -> StablePoseAdapter:
+    """Load an official checkpoint or one of ours; the architecture is inferred from the file."""
+    tensors, metadata = read_checkpoint(path)
+    try:
+        state_dict = adapter_state_dict(tensors)
+        config = infer_config(state_dict, metadata)
+        return build_adapter(state_dict, config, device, dtype)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+
+
+def save_adapter(
+    path: str | os.PathLike,
+    adapter: StablePoseAdapter | dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None,
+    config: AdapterConfig | None = None,
+) -> None:
+    """Write adapter-only ``.safetensors`` atomically (temp file + rename), with config and format metadata."""
+    if isinstance(adapter, StablePoseAdapter):
+        config, state_dict = adapter.config, adapter.state_dict()
+    else:
+        state_dict = adapter
+    config = config or infer_config(state_dict)
+    header = {"format": FORMAT, "stable_pose_config": json.dumps(config.to_dict()), **(metadata or {})}
+    tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        safetensors.torch.save_file(tensors, tmp, metadata=header)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def unet_state_dict(checkpoint_tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The UNet of an LDM checkpoint (``model.diffusion_model.*``) with the prefix removed."""
+    unet = {k[len(UNET_PREFIX) :]: v for k, v in checkpoint_tensors.items() if k.startswith(UNET_PREFIX)}
+    return unet or checkpoint_tensors
+
+
+def adapter_from_sd_unet(
+    unet_state_dict: dict[str, torch.Tensor], config: AdapterConfig | None = None
+) -> tuple[StablePoseAdapter, list[str]]:
+    """A new adapter initialised as official ``prepare_weights.py`` does; returns it and its fresh parameter names.
+
+    Every adapter tensor whose name and shape exist in the base UNet is copied (encoder, middle block, time
+    embedding; the inject block's in/out convs too, as the official name match does); the rest is freshly
+    initialised with the zero convs at zero. Seed torch beforehand for a reproducible init.
+    """
+    adapter = StablePoseAdapter(config or config_from_unet(unet_state_dict))
+    zero_init_convs(adapter)
+    fresh = []
+    with torch.no_grad():
+        for name, tensor in adapter.state_dict().items():
+            source = unet_state_dict.get(name)
+            if source is not None and source.shape == tensor.shape:
+                tensor.copy_(source)
+            else:
+                fresh.append(name)
+    return adapter, fresh
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

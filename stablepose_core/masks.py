@@ -1,0 +1,152 @@
+"""Pose masks for PMSA (Wang et al. 2024, Sec. 3.2) and the pose-weighted loss, as the released code makes them.
+
+A pose image is a skeleton on black scaled to [-1, 1]. A mask for Gaussian kernel ``k``: blur the image
+(kernel k×k, σ, reflect padding as torchvision's ``GaussianBlur``), a pixel counts where any channel exceeds
+``threshold``, the latent cell (8×8 px) counts where any of its pixels does. The PMSA ViT pools it further to
+its patch grid. Released behaviour, measured by running the official code:
+
+- evaluation (``eval_pose.py``, the paper's numbers): threshold -0.99, kernels [23, 13]; unconditional rows
+  are unmasked; the [uncond; cond] concatenation the DDIM sampler builds and the ViT's split by batch size
+  give ViT layer 0 the k=23 mask on cond rows and layer 1 the k=13 mask on cond rows: schedule ``released``.
+- training (``get_input``): threshold ``> -1`` on every row, layer 0 ← k=23, layer 1 ← k=13, loss ← k=13.
+  The blurred -1 background is not exactly -1 in float32 (about -0.99999982 for k=23), so layer 0 covers
+  the whole frame; k=13 sums exactly and gives the blur's support. ``released_train`` reproduces this.
+
+Schedules other than ``released*`` compare the blur of the *shifted* image ``pose + 1`` (background exactly
+0) against ``threshold + 1``, so float roundoff cannot flip a background pixel.
+
+Empty pose (nothing drawn in a row): its mask would be empty, which in the released code makes every pair
+disallowed and PMSA a plain average of all tokens. We instead leave such a row unmasked (no pose region, no
+constraint) and never produce NaN; ``PoseMaskPreview`` shows it as a full mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+LATENT_SCALE = 8
+
+# Per schedule, per ViT layer: (kernel index used on cond rows, kernel index used on uncond rows); None = full.
+_SCHEDULES: dict[str, tuple[tuple[int | None, int | None], ...]] = {
+    "released": ((0, None), (1, None)),
+    "paper": ((0, None), (1, None)),
+    "released_train": ((0, 0), (1, 1)),
+    "unmasked": ((None, None), (None, None)),
+}
+SCHEDULES = tuple(_SCHEDULES)
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """How PMSA masks are built. Defaults reproduce the released evaluation (``eval_pose.py``)."""
+
+    schedule: str = "released"
+    kernels: tuple[int, ...] = (23, 13)
+    sigma: float = 3.0
+    threshold: float = -0.99
+
+    def __post_init__(self) -> None:
+        if self.schedule not in _SCHEDULES:
+            raise ValueError(f"unknown mask schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if len(self.kernels) < 2 or any(k < 1 or k % 2 == 0 for k in self.kernels):
+            raise ValueError(f"mask kernels must be at least two odd sizes ≥ 1 (coarse, fine), got {self.kernels}")
+        if self.sigma <= 0:
+            raise ValueError(f"mask sigma must be > 0, got {self.sigma}")
+
+    @classmethod
+    def released_train(cls) -> MaskSettings:
+        """The masks of official training (``get_input``): threshold > -1 on every row."""
+        return cls(schedule="released_train", threshold=-1.0)
+
+    @property
+    def exact_roundoff(self) -> bool:
+        """Only the released training test ``> -1`` depends on float roundoff; reproduce it there."""
+        return self.schedule == "released_train"
+
+
+def gaussian_kernel1d(size: int, sigma: float) -> torch.Tensor:
+    """The normalised 1-D Gaussian torchvision's ``GaussianBlur`` uses (float32)."""
+    half = (size - 1) * 0.5
+    x = torch.linspace(-half, half, steps=size)
+    pdf = torch.exp(-0.5 * (x / sigma).pow(2))
+    return pdf / pdf.sum()
+
+
+def _blur(images: torch.Tensor, kernel: int, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with reflect padding, per channel (torchvision ``GaussianBlur`` semantics)."""
+    c = images.shape[1]
+    k1 = gaussian_kernel1d(kernel, sigma).to(images.device)
+    pad = kernel // 2
+    x = F.pad(images, (pad, pad, pad, pad), mode="reflect") if pad else images
+    x = F.conv2d(x, k1.view(1, 1, 1, -1).expand(c, 1, 1, kernel), groups=c)
+    return F.conv2d(x, k1.view(1, 1, -1, 1).expand(c, 1, kernel, 1), groups=c)
+
+
+def _blur_2d(images: torch.Tensor, kernel: int, sigma: float) -> torch.Tensor:
+    """Non-separable blur, the exact float path of torchvision (needed where roundoff is the behaviour)."""
+    c = images.shape[1]
+    k1 = gaussian_kernel1d(kernel, sigma).to(images.device)
+    k2 = (k1[:, None] * k1[None, :]).expand(c, 1, kernel, kernel)
+    pad = kernel // 2
+    return F.conv2d(F.pad(images, (pad, pad, pad, pad), mode="reflect"), k2, groups=c)
+
+
+def pose_region_masks(
+    pose_image: torch.Tensor, kernels: tuple[int, ...], sigma: float, threshold: float, exact_roundoff: bool = False
+) -> torch.Tensor:
+    """(len(kernels), B, H/8, W/8) bool latent-grid masks of a (B, 3, H, W) pose image in [-1, 1].
+
+    ``exact_roundoff`` reproduces the released float path (non-separable blur of the raw image, so a
+    ``> -1`` test sees the background's roundoff); otherwise the robust shifted comparison is used.
+    """
+    _check_pose_image(pose_image)
+    x = pose_image.float()
+    if exact_roundoff:
+        blurred = [_blur_2d(x, k, sigma).amax(dim=1, keepdim=True) for k in kernels]
+        limit = threshold
+    else:
+        blurred = [_blur(x + 1.0, k, sigma).amax(dim=1, keepdim=True) for k in kernels]
+        limit = threshold + 1.0
+    pooled = F.max_pool2d(torch.cat(blurred, dim=1), LATENT_SCALE, ceil_mode=True)
+    return pooled.transpose(0, 1) > limit
+
+
+def pmsa_masks(pose_image: torch.Tensor, is_uncond: torch.Tensor, settings: MaskSettings) -> torch.Tensor:
+    """(depth, B, H/8, W/8) bool masks for the PMSA ViT layers, row by row per the schedule.
+
+    ``is_uncond``: (B,) bool, True for rows sampled with the negative/empty prompt.
+    """
+    plan = _SCHEDULES[settings.schedule]
+    regions = pose_region_masks(
+        pose_image, settings.kernels, settings.sigma, settings.threshold, exact_roundoff=settings.exact_roundoff
+    )
+    full = torch.ones_like(regions[0])
+    empty_rows = ~regions.flatten(2).any(dim=2)  # (K, B): nothing drawn -> unmasked
+    regions = regions | empty_rows[:, :, None, None]
+    uncond = is_uncond.to(regions.device)[:, None, None]
+    layers = []
+    for cond_kernel, uncond_kernel in plan:
+        cond_mask = full if cond_kernel is None else regions[cond_kernel]
+        uncond_mask = full if uncond_kernel is None else regions[uncond_kernel]
+        layers.append(torch.where(uncond, uncond_mask, cond_mask))
+    return torch.stack(layers)
+
+
+def training_loss_mask(pose_image: torch.Tensor, settings: MaskSettings | None = None) -> torch.Tensor:
+    """(B, 1, H/8, W/8) float fine mask (last kernel) for the α-weighted loss of official ``p_losses``."""
+    settings = settings or MaskSettings.released_train()
+    fine = pose_region_masks(
+        pose_image, settings.kernels[-1:], settings.sigma, settings.threshold, exact_roundoff=settings.exact_roundoff
+    )[0]
+    return fine[:, None].float()
+
+
+def _check_pose_image(pose_image: torch.Tensor) -> None:
+    if pose_image.ndim != 4 or pose_image.shape[1] != 3:
+        raise ValueError(f"pose image must be (B, 3, H, W), got {tuple(pose_image.shape)}")
+    h, w = pose_image.shape[-2:]
+    if h % LATENT_SCALE or w % LATENT_SCALE:
+        raise ValueError(f"pose image size must be a multiple of {LATENT_SCALE} px, got {w}×{h}")
