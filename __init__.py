@@ -2,9 +2,15 @@
 
 ComfyUI imports this folder as a package and reads the three names below; everything that does
 model work lives in ``stablepose_core`` (plain PyTorch) and the thin node classes in ``nodes``.
+Imported outside ComfyUI (pytest collects this folder as a package) it defines no nodes.
 """
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+try:
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+except ModuleNotFoundError as error:
+    if error.name != "folder_paths":
+        raise
+    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 
 WEB_DIRECTORY = "./web"
 

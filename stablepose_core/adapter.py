@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .pmsa import PMSAViT, token_masks
-from .unet_blocks import Downsample, ResBlock, SpatialTransformer, TimestepSequential, timestep_embedding
+from .unet_blocks import Downsample, GroupNorm32, ResBlock, SpatialTransformer, TimestepSequential, timestep_embedding
 
 POSE_HIDDEN = (32, 64, 64, 128, 128)  # pre-extractor widths; strides 2 at the 2nd and 4th conv (official)
 
@@ -108,7 +108,7 @@ class AttnResBlock(nn.Module):
             patch=config.vit_patch,
             reduced_channels=config.vit_reduced_channels,
         )
-        self.norm = nn.GroupNorm(32, out_channels, affine=False)
+        self.norm = GroupNorm32(32, out_channels, affine=False)
         self.cond_conv = nn.Conv2d(cond_channels, out_channels, 3, padding=1)
         self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import re
 import tempfile
 from pathlib import Path
@@ -48,6 +49,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         return _tensors_of(_load_pickle(path)), {}
     except CheckpointError:
         raise
+    except pickle.UnpicklingError as error:
+        blocked = next((line for line in str(error).splitlines() if "GLOBAL" in line), str(error)[:200])
+        raise CheckpointError(f"{path}: refused: the pickle asks to run code ({blocked.strip()})") from None
     except Exception as error:  # truncated archives, wrong formats, ...: one clear message
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {error}") from error
 

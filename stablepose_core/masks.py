@@ -22,6 +22,7 @@ constraint) and never produce NaN; ``PoseMaskPreview`` shows it as a full mask.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -75,14 +76,27 @@ def gaussian_kernel1d(size: int, sigma: float) -> torch.Tensor:
     return pdf / pdf.sum()
 
 
-def _blur(images: torch.Tensor, kernel: int, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflect padding, per channel (torchvision ``GaussianBlur`` semantics)."""
-    c = images.shape[1]
-    k1 = gaussian_kernel1d(kernel, sigma).to(images.device)
+@functools.lru_cache(maxsize=32)
+def _blur_matrix(size: int, kernel: int, sigma: float) -> torch.Tensor:
+    """(size, size) matrix M with ``row @ M`` = the reflect-padded 1-D Gaussian blur of ``row``."""
     pad = kernel // 2
-    x = F.pad(images, (pad, pad, pad, pad), mode="reflect") if pad else images
-    x = F.conv2d(x, k1.view(1, 1, 1, -1).expand(c, 1, 1, kernel), groups=c)
-    return F.conv2d(x, k1.view(1, 1, -1, 1).expand(c, 1, kernel, 1), groups=c)
+    weights = gaussian_kernel1d(kernel, sigma)
+    taps = torch.arange(size)[:, None] + torch.arange(kernel)[None, :] - pad  # source index of each tap
+    taps = taps.abs()  # reflect at 0 ...
+    taps = torch.where(taps > size - 1, 2 * (size - 1) - taps, taps)  # ... and at size - 1
+    matrix = torch.zeros(size, size)
+    matrix.index_put_(
+        (taps.flatten(), torch.arange(size).repeat_interleave(kernel)), weights.repeat(size), accumulate=True
+    )
+    return matrix
+
+
+def _blur(images: torch.Tensor, kernel: int, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with reflect padding (torchvision ``GaussianBlur`` semantics) as two matmuls."""
+    h, w = images.shape[-2:]
+    rows = _blur_matrix(h, kernel, sigma).to(images.device)
+    cols = _blur_matrix(w, kernel, sigma).to(images.device)
+    return rows.T @ (images @ cols)
 
 
 def _blur_2d(images: torch.Tensor, kernel: int, sigma: float) -> torch.Tensor:
@@ -119,16 +133,20 @@ def pmsa_masks(pose_image: torch.Tensor, is_uncond: torch.Tensor, settings: Mask
 
     ``is_uncond``: (B,) bool, True for rows sampled with the negative/empty prompt.
     """
-    plan = _SCHEDULES[settings.schedule]
     regions = pose_region_masks(
         pose_image, settings.kernels, settings.sigma, settings.threshold, exact_roundoff=settings.exact_roundoff
     )
+    return assemble_masks(regions, is_uncond, settings)
+
+
+def assemble_masks(regions: torch.Tensor, is_uncond: torch.Tensor, settings: MaskSettings) -> torch.Tensor:
+    """Per-layer masks from precomputed :func:`pose_region_masks` (cheap: no blur), per the schedule."""
     full = torch.ones_like(regions[0])
     empty_rows = ~regions.flatten(2).any(dim=2)  # (K, B): nothing drawn -> unmasked
     regions = regions | empty_rows[:, :, None, None]
     uncond = is_uncond.to(regions.device)[:, None, None]
     layers = []
-    for cond_kernel, uncond_kernel in plan:
+    for cond_kernel, uncond_kernel in _SCHEDULES[settings.schedule]:
         cond_mask = full if cond_kernel is None else regions[cond_kernel]
         uncond_mask = full if uncond_kernel is None else regions[uncond_kernel]
         layers.append(torch.where(uncond, uncond_mask, cond_mask))

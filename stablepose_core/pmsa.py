@@ -69,7 +69,7 @@ def _filled_softmax_block(
     logits: torch.Tensor, fill: torch.Tensor | None, rows: torch.Tensor, cols: torch.Tensor, v: torch.Tensor
 ) -> torch.Tensor:
     fill = logits.amin() if fill is None else fill
-    logits = torch.where(rows | cols, logits, fill)
+    logits.masked_fill_(~rows & ~cols, fill)  # (B, 1, n, N) broadcast over heads
     return logits.softmax(dim=-1, dtype=torch.float32).to(v.dtype) @ v
 
 
