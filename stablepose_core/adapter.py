@@ -17,7 +17,15 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .pmsa import PMSAViT, token_masks
-from .unet_blocks import Downsample, GroupNorm32, ResBlock, SpatialTransformer, TimestepSequential, timestep_embedding
+from .unet_blocks import (
+    Downsample,
+    GroupNorm32,
+    Ops,
+    ResBlock,
+    SpatialTransformer,
+    TimestepSequential,
+    timestep_embedding,
+)
 
 POSE_HIDDEN = (32, 64, 64, 128, 128)  # pre-extractor widths; strides 2 at the 2nd and 4th conv (official)
 
@@ -91,12 +99,12 @@ class AttnResBlock(nn.Module):
 
     takes_pose = True
 
-    def __init__(self, channels: int, out_channels: int, config: AdapterConfig, cond_channels: int):
+    def __init__(self, channels: int, out_channels: int, config: AdapterConfig, cond_channels: int, ops: Ops = nn):
         super().__init__()
-        self.in_layers = nn.Sequential(nn.Identity(), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
-        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(config.time_embed_dim, out_channels))
+        self.in_layers = nn.Sequential(nn.Identity(), nn.SiLU(), ops.Conv2d(channels, out_channels, 3, padding=1))
+        self.emb_layers = nn.Sequential(nn.SiLU(), ops.Linear(config.time_embed_dim, out_channels))
         self.out_layers = nn.Sequential(
-            nn.Identity(), nn.SiLU(), nn.Dropout(0.0), nn.Conv2d(out_channels, out_channels, 3, padding=1)
+            nn.Identity(), nn.SiLU(), nn.Dropout(0.0), ops.Conv2d(out_channels, out_channels, 3, padding=1)
         )
         self.attn_layer = PMSAViT(
             channels=out_channels,
@@ -107,10 +115,11 @@ class AttnResBlock(nn.Module):
             mlp_dim=config.vit_mlp_dim,
             patch=config.vit_patch,
             reduced_channels=config.vit_reduced_channels,
+            ops=ops,
         )
         self.norm = GroupNorm32(32, out_channels, affine=False)
-        self.cond_conv = nn.Conv2d(cond_channels, out_channels, 3, padding=1)
-        self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+        self.cond_conv = ops.Conv2d(cond_channels, out_channels, 3, padding=1)
+        self.skip_connection = nn.Identity() if out_channels == channels else ops.Conv2d(channels, out_channels, 1)
 
     def forward(
         self, x: torch.Tensor, emb: torch.Tensor, pose_features: torch.Tensor, layer_tokens_in: torch.Tensor | None
@@ -123,67 +132,69 @@ class AttnResBlock(nn.Module):
 class PoseFeatureExtractor(nn.Module):
     """Pose image (B, 3, H, W) -> features at H/8 (official ``FeatureExtractor``; 3 stride-2 convs, SiLU between)."""
 
-    def __init__(self, cond_channels: int, inject_channels: int):
+    def __init__(self, cond_channels: int, inject_channels: int, ops: Ops = nn):
         super().__init__()
         layers: list[nn.Module] = []
         widths = (cond_channels, *POSE_HIDDEN)
         for i, (cin, cout) in enumerate(itertools.pairwise(widths)):
-            layers += [nn.Conv2d(cin, cout, 3, padding=1, stride=2 if i in (1, 3) else 1), nn.SiLU()]
+            layers += [ops.Conv2d(cin, cout, 3, padding=1, stride=2 if i in (1, 3) else 1), nn.SiLU()]
         self.pre_extractor = nn.Sequential(*layers)
         self.extractors = nn.ModuleList(
-            [nn.Sequential(nn.Conv2d(POSE_HIDDEN[-1], inject_channels, 3, padding=1, stride=2), nn.SiLU())]
+            [nn.Sequential(ops.Conv2d(POSE_HIDDEN[-1], inject_channels, 3, padding=1, stride=2), nn.SiLU())]
         )
-        self.zero_convs = nn.ModuleList([nn.Conv2d(inject_channels, inject_channels, 3, padding=1)])
+        self.zero_convs = nn.ModuleList([ops.Conv2d(inject_channels, inject_channels, 3, padding=1)])
 
     def forward(self, pose_image: torch.Tensor) -> list[torch.Tensor]:
         h = self.pre_extractor(pose_image)
         return [zero(extract(h)) for extract, zero in zip(self.extractors, self.zero_convs, strict=False)]
 
 
-def _zero_conv(channels: int) -> TimestepSequential:
-    return TimestepSequential(nn.Conv2d(channels, channels, 1))
+def _zero_conv(channels: int, ops: Ops) -> TimestepSequential:
+    return TimestepSequential(ops.Conv2d(channels, channels, 1))
 
 
 class StablePoseAdapter(nn.Module):
     """Computes the 13 residuals (12 decoder skips in input-block order, then the middle block) for a frozen UNet."""
 
-    def __init__(self, config: AdapterConfig):
+    def __init__(self, config: AdapterConfig, operations: Ops = nn):
+        """``operations``: layer classes to build with (``torch.nn``, or e.g. ComfyUI's cast-aware ``comfy.ops``)."""
         super().__init__()
         self.config = config
+        self.ops = ops = operations
         self.gradient_checkpointing = False
         c = config
         ch = c.model_channels
         self.time_embed = nn.Sequential(
-            nn.Linear(ch, c.time_embed_dim), nn.SiLU(), nn.Linear(c.time_embed_dim, c.time_embed_dim)
+            ops.Linear(ch, c.time_embed_dim), nn.SiLU(), ops.Linear(c.time_embed_dim, c.time_embed_dim)
         )
-        self.feature_extractor = PoseFeatureExtractor(c.cond_channels, c.inject_channels[0])
-        self.input_blocks = nn.ModuleList([TimestepSequential(nn.Conv2d(c.in_channels, ch, 3, padding=1))])
-        self.zero_convs = nn.ModuleList([_zero_conv(ch)])
+        self.feature_extractor = PoseFeatureExtractor(c.cond_channels, c.inject_channels[0], ops)
+        self.input_blocks = nn.ModuleList([TimestepSequential(ops.Conv2d(c.in_channels, ch, 3, padding=1))])
+        self.zero_convs = nn.ModuleList([_zero_conv(ch, ops)])
         for level, mult in enumerate(c.channel_mult):
             for _ in range(c.num_res_blocks):
                 out = mult * c.model_channels
                 if len(self.input_blocks) in c.inject_layers:
-                    layers: list[nn.Module] = [AttnResBlock(ch, out, c, c.inject_channels[0])]
+                    layers: list[nn.Module] = [AttnResBlock(ch, out, c, c.inject_channels[0], ops)]
                 else:
-                    layers = [ResBlock(ch, c.time_embed_dim, out)]
+                    layers = [ResBlock(ch, c.time_embed_dim, out, ops=ops)]
                 ch = out
                 if level in c.attention_levels:
                     layers.append(self._transformer(ch))
                 self.input_blocks.append(TimestepSequential(*layers))
-                self.zero_convs.append(_zero_conv(ch))
+                self.zero_convs.append(_zero_conv(ch, ops))
             if level != len(c.channel_mult) - 1:
-                self.input_blocks.append(TimestepSequential(Downsample(ch)))
-                self.zero_convs.append(_zero_conv(ch))
+                self.input_blocks.append(TimestepSequential(Downsample(ch, ops)))
+                self.zero_convs.append(_zero_conv(ch, ops))
         self.middle_block = TimestepSequential(
-            ResBlock(ch, c.time_embed_dim), self._transformer(ch), ResBlock(ch, c.time_embed_dim)
+            ResBlock(ch, c.time_embed_dim, ops=ops), self._transformer(ch), ResBlock(ch, c.time_embed_dim, ops=ops)
         )
-        self.middle_block_out = _zero_conv(ch)
+        self.middle_block_out = _zero_conv(ch, ops)
 
     def _transformer(self, channels: int) -> SpatialTransformer:
         heads, dim_head = self.config.heads_for(channels)
         c = self.config
         return SpatialTransformer(
-            channels, heads, dim_head, c.transformer_depth, c.context_dim, c.use_linear_in_transformer
+            channels, heads, dim_head, c.transformer_depth, c.context_dim, c.use_linear_in_transformer, self.ops
         )
 
     @property

@@ -24,8 +24,10 @@ from pathlib import Path
 import safetensors
 import safetensors.torch
 import torch
+from torch import nn
 
 from .adapter import AdapterConfig, StablePoseAdapter, zero_init_convs
+from .unet_blocks import Ops
 
 ADAPTER_PREFIX = "stable_pose_adapter."
 UNET_PREFIX = "model.diffusion_model."
@@ -193,10 +195,11 @@ def build_adapter(
     config: AdapterConfig,
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
+    operations: Ops = nn,
 ) -> StablePoseAdapter:
     """An adapter holding exactly ``state_dict`` (no random init is computed: built on the meta device)."""
     with torch.device("meta"):
-        adapter = StablePoseAdapter(config)
+        adapter = StablePoseAdapter(config, operations)
     missing, unexpected = adapter.load_state_dict(state_dict, strict=False, assign=True)
     if missing or unexpected:
         raise CheckpointError(
@@ -207,14 +210,17 @@ def build_adapter(
 
 
 def load_adapter(
-    path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+    path: str | os.PathLike,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    operations: Ops = nn,
 ) -> StablePoseAdapter:
     """Load an official checkpoint or one of ours; the architecture is inferred from the file."""
     tensors, metadata = read_checkpoint(path)
     try:
         state_dict = adapter_state_dict(tensors)
         config = infer_config(state_dict, metadata)
-        return build_adapter(state_dict, config, device, dtype)
+        return build_adapter(state_dict, config, device, dtype, operations)
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from None
 

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .unet_blocks import Ops
+
 # Above this many logits per call, attention is evaluated in query blocks (two passes: global min, output).
 _MAX_DENSE_LOGITS = 1 << 26
 
@@ -74,13 +76,13 @@ def _filled_softmax_block(
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, heads: int, dim_head: int):
+    def __init__(self, dim: int, heads: int, dim_head: int, ops: Ops = nn):
         super().__init__()
         self.heads = heads
         self.scale = dim_head**-0.5
-        self.norm = nn.LayerNorm(dim)
-        self.to_qkv = nn.Linear(dim, heads * dim_head * 3, bias=False)
-        self.to_out = nn.Linear(heads * dim_head, dim, bias=False)
+        self.norm = ops.LayerNorm(dim)
+        self.to_qkv = ops.Linear(dim, heads * dim_head * 3, bias=False)
+        self.to_out = ops.Linear(heads * dim_head, dim, bias=False)
 
     def forward(self, x: torch.Tensor, tokens_in: torch.Tensor | None) -> torch.Tensor:
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in self.to_qkv(self.norm(x)).chunk(3, -1))
@@ -92,19 +94,21 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim: int, hidden_dim: int):
+    def __init__(self, dim: int, hidden_dim: int, ops: Ops = nn):
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, dim))
+        self.net = nn.Sequential(
+            ops.LayerNorm(dim), ops.Linear(dim, hidden_dim), nn.GELU(), ops.Linear(hidden_dim, dim)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
 class Transformer(nn.Module):
-    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int):
+    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, ops: Ops = nn):
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.ModuleList([Attention(dim, heads, dim_head), FeedForward(dim, mlp_dim)]) for _ in range(depth)
+            nn.ModuleList([Attention(dim, heads, dim_head, ops), FeedForward(dim, mlp_dim, ops)]) for _ in range(depth)
         )
 
     def forward(self, x: torch.Tensor, layer_tokens_in: torch.Tensor | None) -> torch.Tensor:
@@ -127,19 +131,20 @@ class PMSAViT(nn.Module):
         mlp_dim: int = 512,
         patch: int = 2,
         reduced_channels: int = 128,
+        ops: Ops = nn,
     ):
         super().__init__()
         self.patch, self.dim, self.depth = patch, dim, depth
         patch_dim = reduced_channels * patch * patch
         self.to_patch_embedding = nn.Sequential(
-            nn.Conv2d(channels, reduced_channels, 3, padding=1),
+            ops.Conv2d(channels, reduced_channels, 3, padding=1),
             nn.Identity(),  # the official patchify Rearrange sits here (keeps the key indices)
-            nn.LayerNorm(patch_dim),
-            nn.Linear(patch_dim, dim),
-            nn.LayerNorm(dim),
+            ops.LayerNorm(patch_dim),
+            ops.Linear(patch_dim, dim),
+            ops.LayerNorm(dim),
         )
-        self.transformer = Transformer(dim, depth, heads, dim_head or channels // heads, mlp_dim)
-        self.to_out = nn.Sequential(nn.Identity(), nn.Conv2d(reduced_channels, channels, 3, padding=1))
+        self.transformer = Transformer(dim, depth, heads, dim_head or channels // heads, mlp_dim, ops)
+        self.to_out = nn.Sequential(nn.Identity(), ops.Conv2d(reduced_channels, channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, layer_tokens_in: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, C, h, w); layer_tokens_in: (depth, B, tokens) bool from :func:`token_masks`, or None."""

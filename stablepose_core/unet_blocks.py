@@ -7,11 +7,16 @@ official Stable-Pose adapter and every SD1.5 checkpoint use), so UNet weights co
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+# A namespace of layer classes (Conv2d, Linear, GroupNorm, LayerNorm): ``torch.nn`` or a host's cast-aware ops
+# (ComfyUI's ``comfy.ops``), as LDM-style model code takes ``operations``.
+Ops = Any
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -23,11 +28,11 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 whatever the activation dtype, as LDM does."""
+    """GroupNorm computed in float32 whatever the activation or weight dtype and device, as LDM does."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = None if self.weight is None else self.weight.float()
-        bias = None if self.bias is None else self.bias.float()
+        weight = None if self.weight is None else self.weight.to(x.device, torch.float32)
+        bias = None if self.bias is None else self.bias.to(x.device, torch.float32)
         return F.group_norm(x.float(), self.num_groups, weight, bias, self.eps).type(x.dtype)
 
 
@@ -50,20 +55,22 @@ class TimestepSequential(nn.Sequential):
 class ResBlock(nn.Module):
     """LDM ResBlock: GroupNorm-SiLU-conv, + time embedding, GroupNorm-SiLU-dropout-conv, + skip."""
 
-    def __init__(self, channels: int, emb_channels: int, out_channels: int | None = None, dropout: float = 0.0):
+    def __init__(
+        self, channels: int, emb_channels: int, out_channels: int | None = None, dropout: float = 0.0, ops: Ops = nn
+    ):
         super().__init__()
         out_channels = out_channels or channels
         self.in_layers = nn.Sequential(
-            GroupNorm32(32, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+            GroupNorm32(32, channels), nn.SiLU(), ops.Conv2d(channels, out_channels, 3, padding=1)
         )
-        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
+        self.emb_layers = nn.Sequential(nn.SiLU(), ops.Linear(emb_channels, out_channels))
         self.out_layers = nn.Sequential(
             GroupNorm32(32, out_channels),
             nn.SiLU(),
             nn.Dropout(dropout),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+            ops.Conv2d(out_channels, out_channels, 3, padding=1),
         )
-        self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
+        self.skip_connection = nn.Identity() if out_channels == channels else ops.Conv2d(channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.in_layers(x) + self.emb_layers(emb).type(x.dtype)[..., None, None]
@@ -73,9 +80,9 @@ class ResBlock(nn.Module):
 class Downsample(nn.Module):
     """Strided 3×3 conv (``op``); odd sizes round up, as in LDM and ComfyUI."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, ops: Ops = nn):
         super().__init__()
-        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.op = ops.Conv2d(channels, channels, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
@@ -84,14 +91,14 @@ class Downsample(nn.Module):
 class CrossAttention(nn.Module):
     """Multi-head attention of LDM (self-attention when ``context`` is None)."""
 
-    def __init__(self, query_dim: int, context_dim: int | None, heads: int, dim_head: int):
+    def __init__(self, query_dim: int, context_dim: int | None, heads: int, dim_head: int, ops: Ops = nn):
         super().__init__()
         inner = heads * dim_head
         self.heads = heads
-        self.to_q = nn.Linear(query_dim, inner, bias=False)
-        self.to_k = nn.Linear(context_dim or query_dim, inner, bias=False)
-        self.to_v = nn.Linear(context_dim or query_dim, inner, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(0.0))
+        self.to_q = ops.Linear(query_dim, inner, bias=False)
+        self.to_k = ops.Linear(context_dim or query_dim, inner, bias=False)
+        self.to_v = ops.Linear(context_dim or query_dim, inner, bias=False)
+        self.to_out = nn.Sequential(ops.Linear(inner, query_dim), nn.Dropout(0.0))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         context = x if context is None else context.to(x.dtype)
@@ -104,9 +111,9 @@ class CrossAttention(nn.Module):
 
 
 class GEGLU(nn.Module):
-    def __init__(self, dim_in: int, dim_out: int):
+    def __init__(self, dim_in: int, dim_out: int, ops: Ops = nn):
         super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out * 2)
+        self.proj = ops.Linear(dim_in, dim_out * 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, gate = self.proj(x).chunk(2, dim=-1)
@@ -114,9 +121,9 @@ class GEGLU(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim: int, mult: int = 4):
+    def __init__(self, dim: int, mult: int = 4, ops: Ops = nn):
         super().__init__()
-        self.net = nn.Sequential(GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim))
+        self.net = nn.Sequential(GEGLU(dim, dim * mult, ops), nn.Dropout(0.0), ops.Linear(dim * mult, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -125,12 +132,12 @@ class FeedForward(nn.Module):
 class BasicTransformerBlock(nn.Module):
     """Self-attention, cross-attention to the text, GEGLU feed-forward; pre-LayerNorm residuals."""
 
-    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int):
+    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int, ops: Ops = nn):
         super().__init__()
-        self.attn1 = CrossAttention(dim, None, heads, dim_head)
-        self.ff = FeedForward(dim)
-        self.attn2 = CrossAttention(dim, context_dim, heads, dim_head)
-        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn1 = CrossAttention(dim, None, heads, dim_head, ops)
+        self.ff = FeedForward(dim, ops=ops)
+        self.attn2 = CrossAttention(dim, context_dim, heads, dim_head, ops)
+        self.norm1, self.norm2, self.norm3 = ops.LayerNorm(dim), ops.LayerNorm(dim), ops.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         x = self.attn1(self.norm1(x)) + x
@@ -142,17 +149,24 @@ class SpatialTransformer(nn.Module):
     """LDM SpatialTransformer; ``use_linear`` selects Linear (SD2-style) instead of 1×1 conv projections."""
 
     def __init__(
-        self, channels: int, heads: int, dim_head: int, depth: int, context_dim: int, use_linear: bool = False
+        self,
+        channels: int,
+        heads: int,
+        dim_head: int,
+        depth: int,
+        context_dim: int,
+        use_linear: bool = False,
+        ops: Ops = nn,
     ):
         super().__init__()
         inner = heads * dim_head
         self.use_linear = use_linear
-        self.norm = nn.GroupNorm(32, channels, eps=1e-6)
-        self.proj_in = nn.Linear(channels, inner) if use_linear else nn.Conv2d(channels, inner, 1)
+        self.norm = ops.GroupNorm(32, channels, eps=1e-6)
+        self.proj_in = ops.Linear(channels, inner) if use_linear else ops.Conv2d(channels, inner, 1)
         self.transformer_blocks = nn.ModuleList(
-            BasicTransformerBlock(inner, heads, dim_head, context_dim) for _ in range(depth)
+            BasicTransformerBlock(inner, heads, dim_head, context_dim, ops) for _ in range(depth)
         )
-        self.proj_out = nn.Linear(inner, channels) if use_linear else nn.Conv2d(inner, channels, 1)
+        self.proj_out = ops.Linear(inner, channels) if use_linear else ops.Conv2d(inner, channels, 1)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         _, _, h, w = x.shape
