@@ -1,0 +1,206 @@
+"""COCO-17 pose keypoints, the structure every pose in the pack travels in.
+
+Stable-Pose's pose images (official ``ldm/data/dataset_pose.py``, following HumanSD) are drawn from COCO-17
+keypoints of up to 10 people in pixel coordinates of the image; :class:`PoseKeypoints` holds exactly that, plus
+the canvas size, and converts to and from ComfyUI's ``POSE_KEYPOINT`` frames (comfyui_controlnet_aux's OpenPose
+JSON) and its own small JSON file format.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .pose_formats import COCO17_NAMES, VISIBILITY_THRESHOLD, from_coco17, layout_for_joint_count, to_coco17
+
+__all__ = [
+    "COCO17_FLIP_PAIRS",
+    "COCO17_LIMBS",
+    "COCO17_NAMES",
+    "JSON_FORMAT",
+    "VISIBILITY_THRESHOLD",
+    "PoseKeypoints",
+]
+
+# The 16 limbs of the official ``pose_skeleton`` (humanart.yaml), in drawing order; limb i gets colour i.
+COCO17_LIMBS: tuple[tuple[int, int], ...] = (
+    (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (5, 11), (6, 12), (11, 13), (12, 14), (13, 15), (14, 16),
+)  # fmt: skip
+# (left, right) joint pairs: a horizontal flip swaps them, so limb colours keep meaning "left" and "right".
+COCO17_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+JSON_FORMAT = "stable-pose-coco17"
+
+
+def _flip_permutation() -> np.ndarray:
+    order = np.arange(len(COCO17_NAMES))
+    for left, right in COCO17_FLIP_PAIRS:
+        order[left], order[right] = right, left
+    return order
+
+
+_FLIP_ORDER = _flip_permutation()
+
+
+@dataclass(frozen=True, eq=False)
+class PoseKeypoints:
+    """People × 17 COCO joints × (x, y, confidence), float32, in pixels of a ``width`` × ``height`` canvas.
+
+    A joint counts as present when its confidence is above :data:`VISIBILITY_THRESHOLD` (0.02, the official
+    ``keypoint_thresh``) and it lies on the canvas (``0 <= x < width``, ``0 <= y < height``): the official data
+    pipeline drops every other joint before drawing (albumentations' ``remove_invisible``). Conversions write
+    absent joints as ``(0, 0, 0)``; transforms move hidden joints along with the others. Instances are immutable;
+    every transform returns a new one.
+    """
+
+    keypoints: np.ndarray
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        points = np.asarray(self.keypoints, dtype=np.float32)
+        if points.size == 0:
+            points = points.reshape(0, len(COCO17_NAMES), 3)
+        if points.ndim != 3 or points.shape[1:] != (len(COCO17_NAMES), 3):
+            raise ValueError(f"keypoints must be shaped (people, 17, 3), got {points.shape}")
+        if not np.isfinite(points).all():
+            raise ValueError("keypoints contain NaN or infinite values")
+        if int(self.width) < 1 or int(self.height) < 1:
+            raise ValueError(f"canvas size must be positive, got {self.width}x{self.height}")
+        object.__setattr__(self, "keypoints", points)
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "height", int(self.height))
+
+    @classmethod
+    def empty(cls, width: int, height: int) -> PoseKeypoints:
+        """No people on a ``width`` × ``height`` canvas."""
+        return cls(np.zeros((0, len(COCO17_NAMES), 3), np.float32), width, height)
+
+    @property
+    def num_people(self) -> int:
+        return self.keypoints.shape[0]
+
+    @property
+    def visible(self) -> np.ndarray:
+        """Bool ``(people, 17)``: the joints that are drawn (confident enough and on the canvas)."""
+        x, y, confidence = np.moveaxis(self.keypoints, -1, 0)
+        on_canvas = (x >= 0) & (x < self.width) & (y >= 0) & (y < self.height)
+        return (confidence > VISIBILITY_THRESHOLD) & on_canvas
+
+    # --- geometry -------------------------------------------------------------------------------------------
+    def _affine(
+        self,
+        scale: tuple[float, float],
+        shift: tuple[float, float],
+        width: int,
+        height: int,
+        order: np.ndarray | None = None,
+    ) -> PoseKeypoints:
+        """``x * scale + shift`` on every joint (reordered by ``order``); hidden joints move too, keeping their place
+        relative to the body (an editor can show them again)."""
+        points = (self.keypoints if order is None else self.keypoints[:, order]).copy()
+        points[..., :2] = points[..., :2] * np.float32(scale) + np.float32(shift)
+        return PoseKeypoints(points, width, height)
+
+    def scale_to(self, width: int, height: int) -> PoseKeypoints:
+        """Stretch onto a ``width`` × ``height`` canvas (x and y scaled independently, like a resize)."""
+        return self._affine((width / self.width, height / self.height), (0, 0), width, height)
+
+    def fit_to_canvas(self, width: int, height: int) -> PoseKeypoints:
+        """Scale uniformly so the whole canvas fits in ``width`` × ``height``, centred (letterboxing, no stretch)."""
+        scale = min(width / self.width, height / self.height)
+        shift = ((width - self.width * scale) / 2, (height - self.height * scale) / 2)
+        return self._affine((scale, scale), shift, width, height)
+
+    def flip_horizontal(self) -> PoseKeypoints:
+        """Mirror left-right and swap every left joint with its right twin.
+
+        ``x -> width - 1 - x``, albumentations' ``HorizontalFlip`` rule used in the official training; unlike
+        that pipeline (which kept the labels), the labels are swapped so a mirrored person's left arm is still
+        drawn in the left-arm colour.
+        """
+        return self._affine((-1, 1), (self.width - 1, 0), self.width, self.height, order=_FLIP_ORDER)
+
+    # --- our JSON file format -------------------------------------------------------------------------------
+    def to_json(self, indent: int | None = None) -> str:
+        """``{"format": "stable-pose-coco17", "width", "height", "joints", "people": [[[x, y, c] × 17], ...]}``."""
+        return json.dumps(
+            {
+                "format": JSON_FORMAT,
+                "width": self.width,
+                "height": self.height,
+                "joints": list(COCO17_NAMES),
+                "people": self.keypoints.tolist(),
+            },
+            indent=indent,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> PoseKeypoints:
+        """Parse :meth:`to_json` output (``joints`` is optional, but must be COCO-17's if given)."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
+            raise ValueError(f"not a {JSON_FORMAT} JSON document (for ComfyUI POSE_KEYPOINT use from_pose_keypoint)")
+        if list(data.get("joints", COCO17_NAMES)) != list(COCO17_NAMES):
+            raise ValueError("joints must be the COCO-17 names in COCO order")
+        return cls(np.asarray(data["people"], dtype=np.float32), data["width"], data["height"])
+
+    # --- ComfyUI POSE_KEYPOINT frames (comfyui_controlnet_aux) ------------------------------------------------
+    @classmethod
+    def from_pose_keypoint(cls, frame: dict[str, Any], default_size: tuple[int, int] | None = None) -> PoseKeypoints:
+        """Read one ``POSE_KEYPOINT`` frame: ``{"people": [{"pose_keypoints_2d": [...]}], "canvas_width", ...}``.
+
+        ``pose_keypoints_2d`` may be flat ``[x, y, c, ...]`` or nested ``[[x, y, c], ...]``, with 18 (BODY-18)
+        or 25 (BODY-25) points; coordinates may be pixels (DWPose) or normalised to [0, 1] (OpenPose), decided
+        per person as comfyui_controlnet_aux does (normalised when every present point lies within [0, 1]).
+        ``default_size`` = (width, height) is used when the frame has no canvas size (OpenPose's own JSON).
+        People without body keypoints (e.g. hands only) are skipped.
+        """
+        if not isinstance(frame, dict):
+            raise ValueError(f"a POSE_KEYPOINT frame must be a dict, got {type(frame).__name__}")
+        width, height = frame.get("canvas_width"), frame.get("canvas_height")
+        if width is None or height is None:
+            if default_size is None:
+                raise ValueError("POSE_KEYPOINT frame has no canvas_width/canvas_height and no default size was given")
+            width, height = default_size
+        people = []
+        for index, person in enumerate(frame.get("people") or []):
+            values = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
+            if not values:
+                continue
+            flat = np.asarray(values, dtype=np.float32).reshape(-1)
+            if flat.size % 3:
+                raise ValueError(f"person {index}: pose_keypoints_2d length {flat.size} is not a multiple of 3")
+            points = flat.reshape(-1, 3)
+            present = points[:, 2] > 0
+            if present.any() and np.all(np.abs(points[present, :2]) <= 1):
+                points = points * np.array([width, height, 1], np.float32)
+            people.append(to_coco17(points[None], layout_for_joint_count(len(points)))[0])
+        keypoints = np.stack(people) if people else np.zeros((0, len(COCO17_NAMES), 3), np.float32)
+        return cls(keypoints, width, height)
+
+    def to_pose_keypoint(self) -> dict[str, Any]:
+        """One ``POSE_KEYPOINT`` frame in OpenPose BODY-18 order, pixel coordinates, as DWPose writes it.
+
+        Present joints get confidence 1.0 and absent ones ``(0, 0, 0)``, because comfyui_controlnet_aux's
+        renderer drops any joint below 1.0; the neck is derived from the shoulders. Face and hands are null.
+        """
+        confident = self.keypoints[..., 2:] > VISIBILITY_THRESHOLD
+        coco = np.where(confident, np.concatenate([self.keypoints[..., :2], np.ones_like(confident)], -1), 0.0)
+        body18 = from_coco17(coco, "openpose18")
+        return {
+            "people": [
+                {
+                    "pose_keypoints_2d": [float(v) for v in person.reshape(-1)],
+                    "face_keypoints_2d": None,
+                    "hand_left_keypoints_2d": None,
+                    "hand_right_keypoints_2d": None,
+                }
+                for person in body18
+            ],
+            "canvas_width": self.width,
+            "canvas_height": self.height,
+        }
