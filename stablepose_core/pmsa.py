@@ -34,11 +34,16 @@ def posemb_sincos_2d(h: int, w: int, dim: int, temperature: float = 10000.0) -> 
     return torch.cat((x.sin(), x.cos(), y.sin(), y.cos()), dim=1)
 
 
-def token_masks(masks: torch.Tensor, patch: int) -> torch.Tensor:
-    """(…, h, w) latent-grid masks -> (…, tokens) patch-grid masks: a patch is in when any latent cell is."""
+def patch_grid_masks(masks: torch.Tensor, patch: int) -> torch.Tensor:
+    """(…, h, w) latent-grid masks -> (…, ⌈h/p⌉, ⌈w/p⌉) patch-grid masks: a patch is in when any cell is."""
     lead, (h, w) = masks.shape[:-2], masks.shape[-2:]
     pooled = F.max_pool2d(masks.reshape(-1, 1, h, w).float(), patch, ceil_mode=True)
-    return pooled.reshape(*lead, -1) > 0
+    return pooled.reshape(*lead, *pooled.shape[-2:]) > 0
+
+
+def token_masks(masks: torch.Tensor, patch: int) -> torch.Tensor:
+    """(…, h, w) latent-grid masks -> (…, tokens) in the ViT's (h w) token order."""
+    return patch_grid_masks(masks, patch).flatten(-2)
 
 
 def min_filled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens_in: torch.Tensor) -> torch.Tensor:

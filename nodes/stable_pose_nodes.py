@@ -1,0 +1,187 @@
+"""LoadStablePose, ApplyStablePose and PoseMaskPreview: thin translations between ComfyUI types and the core."""
+
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.model_patcher
+import comfy.ops
+import comfy.patcher_extension
+import folder_paths
+import torch
+
+from ..stablepose_core.adapter import AdapterConfig, StablePoseAdapter
+from ..stablepose_core.checkpoints import load_adapter
+from ..stablepose_core.mask_preview import mask_previews
+from ..stablepose_core.masks import SCHEDULES, MaskSettings, pmsa_masks
+from .model_folder import FOLDER_NAME
+from .stable_pose_patch import StablePosePatch
+
+CATEGORY = "conditioning/stable_pose"
+WRAPPER_KEY = "stable_pose"
+ADDITIONAL_MODELS_KEY = "stable_pose"
+SCHEDULE_HELP = (
+    "released: the authors' evaluation (cond rows: coarse mask in ViT layer 1, fine in layer 2; negative rows "
+    "unmasked) = the paper's coarse-to-fine intent; paper: the same; released_train: the masks training used; "
+    "unmasked: plain self-attention"
+)
+
+
+def mask_settings_inputs() -> dict:
+    return {
+        "mask_schedule": (list(SCHEDULES), {"default": "released", "tooltip": SCHEDULE_HELP}),
+        "coarse_kernel": (
+            "INT",
+            {"default": 23, "min": 1, "max": 255, "step": 2, "tooltip": "Gaussian kernel, layer 1"},
+        ),
+        "fine_kernel": ("INT", {"default": 13, "min": 1, "max": 255, "step": 2, "tooltip": "Gaussian kernel, layer 2"}),
+        "sigma": ("FLOAT", {"default": 3.0, "min": 0.1, "max": 64.0, "step": 0.1}),
+        "threshold": (
+            "FLOAT",
+            {
+                "default": -0.99,
+                "min": -1.0,
+                "max": 1.0,
+                "step": 0.001,
+                "tooltip": "a pixel is pose when its blurred value (pose image in [-1, 1]) exceeds this",
+            },
+        ),
+    }
+
+
+def mask_settings(
+    mask_schedule: str = "released",
+    coarse_kernel: int = 23,
+    fine_kernel: int = 13,
+    sigma: float = 3.0,
+    threshold: float = -0.99,
+) -> MaskSettings:
+    return MaskSettings(mask_schedule, (coarse_kernel, fine_kernel), sigma, threshold)
+
+
+class LoadStablePose:
+    """Load a Stable-Pose adapter (the authors' .pth/.ckpt or our .safetensors) from ``models/stable_pose``."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"adapter_name": (folder_paths.get_filename_list(FOLDER_NAME),)}}
+
+    RETURN_TYPES = ("STABLE_POSE",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Loads a Stable-Pose adapter; the architecture is read from the file."
+
+    def load(self, adapter_name: str):
+        path = folder_paths.get_full_path_or_raise(FOLDER_NAME, adapter_name)
+        load_device = comfy.model_management.get_torch_device()
+        dtype = comfy.model_management.unet_dtype(supported_dtypes=[torch.float16, torch.bfloat16, torch.float32])
+        manual_cast = comfy.model_management.unet_manual_cast(dtype, load_device)
+        operations = comfy.ops.pick_operations(dtype, manual_cast, disable_fast_fp8=True)
+        adapter = load_adapter(path, comfy.model_management.unet_offload_device(), dtype, operations)
+        adapter.compute_dtype = manual_cast
+        patcher = comfy.model_patcher.ModelPatcher(
+            adapter, load_device=load_device, offload_device=comfy.model_management.unet_offload_device()
+        )
+        return (patcher,)
+
+
+def check_base_model(model, config: AdapterConfig) -> None:
+    """Refuse base models whose UNet the adapter cannot drive (SDXL, SD2, Flux, ...), before sampling."""
+    model_config = model.model.model_config
+    unet = getattr(model_config, "unet_config", {}) or {}
+    expected = {
+        "in_channels": config.in_channels,
+        "model_channels": config.model_channels,
+        "context_dim": config.context_dim,
+        "channel_mult": list(config.channel_mult),
+        "use_linear_in_transformer": config.use_linear_in_transformer,
+    }
+    found = {key: list(v) if isinstance(v, tuple) else v for key, v in ((k, unet.get(k)) for k in expected)}
+    problems = [f"{k} {found[k]} (adapter needs {v})" for k, v in expected.items() if found[k] != v]
+    if unet.get("adm_in_channels") is not None:
+        problems.append("it has a pooled-text/size embedding (SDXL-style)")
+    if problems:
+        raise ValueError(
+            f"Stable-Pose adapters drive SD1.5-family models; this model is {type(model_config).__name__}, "
+            f"which differs: {'; '.join(problems)}"
+        )
+
+
+class ApplyStablePose:
+    """Patch a MODEL so every sampling step in range adds the adapter's residuals for the pose image."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL",),
+                "stable_pose": ("STABLE_POSE",),
+                "pose_image": ("IMAGE", {"tooltip": "Stable-Pose skeleton(s): 1 for all latents or 1 per latent"}),
+                "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
+                "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+                "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+            },
+            "optional": mask_settings_inputs(),
+        }
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "apply"
+    CATEGORY = CATEGORY
+
+    def apply(self, model, stable_pose, pose_image, strength, start_percent, end_percent, **mask_options):
+        if start_percent > end_percent:
+            raise ValueError(f"start_percent ({start_percent}) must not exceed end_percent ({end_percent})")
+        adapter: StablePoseAdapter = stable_pose.model
+        check_base_model(model, adapter.config)
+        settings = mask_settings(**mask_options)
+        if strength == 0:
+            return (model,)
+        sampling = model.get_model_object("model_sampling")
+        sigma_range = (sampling.percent_to_sigma(start_percent), sampling.percent_to_sigma(end_percent))
+        patched = model.clone()
+        patch = StablePosePatch(adapter, pose_image, strength, sigma_range, settings)
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, patch)
+        key = f"{ADDITIONAL_MODELS_KEY}_{sum(k.startswith(ADDITIONAL_MODELS_KEY) for k in patched.additional_models)}"
+        patched.set_additional_models(key, [stable_pose])
+        return (patched,)
+
+
+class PoseMaskPreview:
+    """Show the per-layer PMSA masks of a pose image: [latent grid | ViT patch grid] over the pose."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "pose_image": ("IMAGE",),
+                "row": (["cond", "uncond"], {"tooltip": "masks of positive-prompt rows or negative-prompt rows"}),
+                "patch_size": ("INT", {"default": 2, "min": 1, "max": 8, "tooltip": "ViT patch (2 as released)"}),
+            },
+            "optional": mask_settings_inputs(),
+        }
+
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("preview", "masks")
+    FUNCTION = "preview"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Per pose and ViT layer: left the latent-grid mask, right the patch-grid mask PMSA uses."
+
+    def preview(self, pose_image, row, patch_size, **mask_options):
+        height, width = pose_image.shape[1:3]
+        if height % 8 or width % 8:
+            raise ValueError(f"pose image size must be a multiple of 8 px (as SD1.5 latents), got {width}×{height}")
+        pose = pose_image.movedim(-1, 1).float() * 2.0 - 1.0
+        is_uncond = torch.full((pose.shape[0],), row == "uncond")
+        masks = pmsa_masks(pose, is_uncond, mask_settings(**mask_options))
+        return mask_previews(pose_image.float(), masks, patch_size)
+
+
+NODE_CLASS_MAPPINGS = {
+    "LoadStablePose": LoadStablePose,
+    "ApplyStablePose": ApplyStablePose,
+    "PoseMaskPreview": PoseMaskPreview,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LoadStablePose": "Load Stable-Pose Adapter",
+    "ApplyStablePose": "Apply Stable-Pose",
+    "PoseMaskPreview": "Stable-Pose Mask Preview",
+}
