@@ -1,0 +1,264 @@
+"""``StablePoseEditor``: edit a COCO-17 pose in the pack's own offline editor (``web/``) and render it.
+
+The node holds the edit as JSON in its ``pose_json`` widget (hidden by ``web/stable_pose_editor.js``) in the
+``stable-pose-coco17`` format of ``PoseKeypoints.to_json`` and renders it with ``stablepose_core.skeleton``,
+so what the editor shows is exactly the stick figure Stable-Pose was trained on (HumanSD's COCO-17 drawing).
+Editing rules (also in ``docs/editor.md``):
+
+* empty ``pose_json``: no edit yet, the input pose (``pose_keypoint``) passes through; with neither, the
+  output is an empty pose, i.e. a black image;
+* the canvas is ``width`` × ``height``; a 0 takes that side from the input pose, else the background image,
+  else the edited pose, else 512 × 768; a pose made on another canvas is scaled uniformly and centred onto it;
+* malformed JSON, a person without exactly 17 ``[x, y, confidence]`` joints, or non-finite numbers raise a
+  ``ValueError`` saying what is wrong; edited joints outside the canvas are clipped onto its border (the
+  editor itself never writes one: it hides input joints that lie off the canvas, which are not drawn).
+
+After each run the node sends the input pose (on the node's canvas) and a preview of the background to the
+editor, as ``seed_pose``, ``background`` and ``canvas`` in its UI output. The skeleton spec the editor draws
+with comes from the same core constants through ``GET /stable_pose/skeleton_spec``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..stablepose_core.keypoints import (
+    COCO17_FLIP_PAIRS,
+    COCO17_LIMBS,
+    COCO17_NAMES,
+    JSON_FORMAT,
+    VISIBILITY_THRESHOLD,
+    PoseKeypoints,
+)
+from ..stablepose_core.skeleton import LIMB_COLORS, MAX_PEOPLE, line_width, render_pose
+
+log = logging.getLogger("stable_pose")
+
+NODE_NAME = "StablePoseEditor"
+ROUTE_PREFIX = "/stable_pose"
+DEFAULT_SIZE = (512, 768)
+MAX_SIZE = 8192
+PREVIEW_MAX_SIDE = 1024
+
+
+def skeleton_spec(width: int, height: int) -> dict[str, Any]:
+    """What the editor draws with on a ``width`` × ``height`` canvas, straight from the core's constants."""
+    return {
+        "format": JSON_FORMAT,
+        "names": list(COCO17_NAMES),
+        "limbs": [list(limb) for limb in COCO17_LIMBS],
+        "limb_colors": [list(color) for color in LIMB_COLORS],
+        "flip_pairs": [list(pair) for pair in COCO17_FLIP_PAIRS],
+        "visibility_threshold": VISIBILITY_THRESHOLD,
+        "max_people": MAX_PEOPLE,
+        "line_width": line_width(width, height),
+        "default_size": list(DEFAULT_SIZE),
+    }
+
+
+def _check_person(index: int, person: Any) -> None:
+    if not isinstance(person, list) or len(person) != len(COCO17_NAMES):
+        count = len(person) if isinstance(person, list) else type(person).__name__
+        raise ValueError(f"person {index} must have {len(COCO17_NAMES)} COCO-17 joints, got {count}")
+    for joint, values in enumerate(person):
+        if not (isinstance(values, list) and len(values) == 3 and all(_is_number(v) for v in values)):
+            raise ValueError(
+                f"person {index}, joint {joint} ({COCO17_NAMES[joint]}) must be [x, y, confidence] numbers, "
+                f"got {values!r}"
+            )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def parse_edit(text: str) -> PoseKeypoints | None:
+    """The pose in ``pose_json``, or None when it is empty (no edit). Raises ``ValueError`` with the reason.
+
+    Accepts the editor's ``stable-pose-coco17`` document, or a ComfyUI ``POSE_KEYPOINT`` frame (or a list
+    holding one) as OpenPose/DWPose JSON, so a pose copied from elsewhere can be pasted in.
+    """
+    if not text.strip():
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"pose_json is not valid JSON: {error}") from None
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    if not isinstance(data, dict):
+        raise ValueError(f"pose_json must be a JSON object, got {type(data).__name__}")
+    if data.get("format") != JSON_FORMAT:
+        if "people" in data and "canvas_width" in data and "canvas_height" in data:
+            return PoseKeypoints.from_pose_keypoint(data)
+        raise ValueError(f'pose_json must be a "{JSON_FORMAT}" document or a POSE_KEYPOINT frame')
+    people = data.get("people")
+    if not isinstance(people, list):
+        raise ValueError('pose_json needs "people": a list of people, each 17 [x, y, confidence] joints')
+    for index, person in enumerate(people):
+        _check_person(index, person)
+    if not all(isinstance(data.get(key), int) and data[key] >= 1 for key in ("width", "height")):
+        raise ValueError("pose_json needs positive integer width and height")
+    return PoseKeypoints.from_json(text)
+
+
+def clip_to_canvas(pose: PoseKeypoints) -> PoseKeypoints:
+    """Move confident joints that lie off the canvas onto its nearest border pixel (logged when any moved).
+
+    Hidden joints (confidence at most the visibility threshold) keep their place: they are not drawn.
+    """
+    points = pose.keypoints.copy()
+    clipped = np.stack(
+        [np.clip(points[..., 0], 0, pose.width - 1), np.clip(points[..., 1], 0, pose.height - 1)], axis=-1
+    )
+    moved = (points[..., 2] > VISIBILITY_THRESHOLD) & np.any(clipped != points[..., :2], axis=-1)
+    if moved.any():
+        points[..., :2] = np.where(moved[..., None], clipped, points[..., :2])
+        log.warning(
+            "Stable-Pose Editor: %d joint(s) outside the %dx%d canvas clipped", moved.sum(), pose.width, pose.height
+        )
+    return PoseKeypoints(points, pose.width, pose.height)
+
+
+def seed_pose(pose_keypoint: Any) -> PoseKeypoints | None:
+    """The first frame of a ``POSE_KEYPOINT`` input (the editor edits one pose), or None."""
+    if pose_keypoint is None:
+        return None
+    frames = [pose_keypoint] if isinstance(pose_keypoint, dict) else list(pose_keypoint)
+    if not frames:
+        raise ValueError("pose_keypoint input is empty (no frames)")
+    if len(frames) > 1:
+        log.warning("Stable-Pose Editor: pose_keypoint has %d frames; only the first is edited", len(frames))
+    return PoseKeypoints.from_pose_keypoint(frames[0])
+
+
+def resolve_canvas(width: int, height: int, candidates: list[tuple[int, int] | None]) -> tuple[int, int]:
+    """``width`` × ``height``, each 0 taken from the first known size of ``candidates``, else 512 × 768."""
+    fallback = next((size for size in candidates if size is not None), DEFAULT_SIZE)
+    return (width or fallback[0], height or fallback[1])
+
+
+def on_canvas(pose: PoseKeypoints, size: tuple[int, int]) -> PoseKeypoints:
+    """The pose on a ``size`` canvas: unchanged if it is its own, else scaled uniformly and centred."""
+    return pose if (pose.width, pose.height) == size else pose.fit_to_canvas(*size)
+
+
+def save_preview(image: torch.Tensor) -> dict[str, str]:
+    """Write the first image of a batch as a PNG (long side at most 1024) to ComfyUI's temp folder."""
+    import folder_paths
+
+    pixels = (image[0, ..., :3].detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    picture = Image.fromarray(pixels)
+    picture.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+    filename = f"stable_pose_editor_{uuid.uuid4().hex[:16]}.png"
+    picture.save(os.path.join(folder_paths.get_temp_directory(), filename), compress_level=1)
+    return {"filename": filename, "subfolder": "", "type": "temp"}
+
+
+class StablePoseEditor:
+    """Edit the pose in the pack's editor; output it rendered as Stable-Pose saw poses in training."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        size = {"default": 0, "min": 0, "max": MAX_SIZE, "step": 1}
+        return {
+            "required": {
+                "width": ("INT", {**size, "tooltip": "Canvas width; 0 = from the input pose or background."}),
+                "height": ("INT", {**size, "tooltip": "Canvas height; 0 = from the input pose or background."}),
+                "pose_json": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "multiline": False,
+                        "tooltip": "The edited pose (set by the editor; empty = use the input pose).",
+                    },
+                ),
+            },
+            "optional": {
+                "pose_keypoint": ("POSE_KEYPOINT", {"tooltip": 'Pose to start from ("Load from input").'}),
+                "background": ("IMAGE", {"tooltip": "Image shown behind the skeleton in the editor."}),
+            },
+        }
+
+    RETURN_TYPES = ("IMAGE", "POSE_KEYPOINT")
+    RETURN_NAMES = ("pose_image", "pose_keypoint")
+    OUTPUT_TOOLTIPS = (
+        "The pose drawn as Stable-Pose was trained on (COCO-17 limbs in HumanSD colours on black).",
+        "The pose as an OpenPose BODY-18 frame, pixel coordinates (as OpenPoseExtract emits).",
+    )
+    OUTPUT_NODE = True  # runs on its own, so one queue fills "Load from input" without a downstream node
+    FUNCTION = "edit"
+    CATEGORY = "Stable-Pose"
+    DESCRIPTION = "Edit poses in an offline editor that draws exactly what Stable-Pose sees."
+
+    def edit(
+        self,
+        width: int,
+        height: int,
+        pose_json: str,
+        pose_keypoint: Any = None,
+        background: torch.Tensor | None = None,
+    ) -> dict[str, Any]:
+        seed = seed_pose(pose_keypoint)
+        edited = parse_edit(pose_json)
+        background_size = None if background is None else (int(background.shape[2]), int(background.shape[1]))
+        canvas = resolve_canvas(
+            width,
+            height,
+            [
+                None if seed is None else (seed.width, seed.height),
+                background_size,
+                None if edited is None else (edited.width, edited.height),
+            ],
+        )
+        seed = None if seed is None else on_canvas(seed, canvas)
+        if edited is not None:
+            pose = clip_to_canvas(on_canvas(edited, canvas))
+        else:
+            pose = seed if seed is not None else PoseKeypoints.empty(*canvas)
+        if pose.num_people > MAX_PEOPLE:
+            log.warning("Stable-Pose Editor: %d people; only the first %d are drawn", pose.num_people, MAX_PEOPLE)
+        image = torch.from_numpy(render_pose(pose)).float().div(255.0).unsqueeze(0)
+        ui = {
+            "seed_pose": [] if seed is None else [seed.to_json()],
+            "background": [] if background is None else [save_preview(background)],
+            "canvas": list(canvas),
+        }
+        return {"ui": ui, "result": (image, [pose.to_pose_keypoint()])}
+
+
+def _register_routes() -> None:
+    """``GET /stable_pose/skeleton_spec?width=&height=`` on ComfyUI's server (skipped outside ComfyUI)."""
+    try:
+        from aiohttp import web
+        from server import PromptServer
+    except ImportError:
+        return
+    instance = getattr(PromptServer, "instance", None)
+    if instance is None:
+        return
+
+    @instance.routes.get(f"{ROUTE_PREFIX}/skeleton_spec")
+    async def get_skeleton_spec(request: web.Request) -> web.Response:
+        try:
+            width = int(request.query.get("width", DEFAULT_SIZE[0]))
+            height = int(request.query.get("height", DEFAULT_SIZE[1]))
+        except ValueError:
+            return web.json_response({"error": "width and height must be integers"}, status=400)
+        if not (1 <= width <= MAX_SIZE and 1 <= height <= MAX_SIZE):
+            return web.json_response({"error": f"width and height must be in 1..{MAX_SIZE}"}, status=400)
+        return web.json_response(skeleton_spec(width, height))
+
+
+_register_routes()
+
+NODE_CLASS_MAPPINGS = {NODE_NAME: StablePoseEditor}
+NODE_DISPLAY_NAME_MAPPINGS = {NODE_NAME: "Stable-Pose Editor"}

@@ -1,0 +1,458 @@
+"""End-to-end test of the pose editor in a real browser against the real ComfyUI server.
+
+Starts ComfyUI's ``main.py`` (the host of ``tools/comfy_host.comfyui_path()``, its frontend package; another
+frontend with ``STABLEPOSE_FRONTEND_ROOT``) on 127.0.0.1 with this pack installed as a custom node, drives
+Debian's headless Chromium through Selenium (``tools/install_browser.sh`` installs both), loads
+``workflows/pose_editor.json``, opens the editor from the node's button, adds a person, drags the right
+wrist, applies, queues the prompt and checks the image the server saved: the right forearm ends at the new
+place and the picture is exactly ``render_pose`` of the stored edit. A screenshot of the open editor is saved
+to ``tests/artifacts/pose_editor_open.png``. Needs no model weights.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.skeleton import LIMB_COLORS, render_pose
+from tools.comfy_host import REPO_ROOT, comfyui_path
+
+CHROMIUM = os.environ.get("STABLEPOSE_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("STABLEPOSE_CHROMEDRIVER", "/usr/bin/chromedriver")
+WORKFLOW = REPO_ROOT / "workflows" / "pose_editor.json"
+ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
+PACK_NAME = "stable_pose"  # folder name under custom_nodes: the web files are served at /extensions/stable_pose/
+RIGHT_WRIST = COCO17_NAMES.index("right_wrist")
+RIGHT_FOREARM = 9  # limb (right elbow, right wrist)
+DRAG = (-60, -90)  # screen pixels the right wrist is dragged by
+BOOT_TIMEOUT_S = 180
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ComfyServer:
+    """ComfyUI's own ``main.py`` in a subprocess, with its folders under ``base`` and the pack linked in."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = base / "server.log"
+        (base / "custom_nodes").mkdir(parents=True)
+        (base / "custom_nodes" / PACK_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
+        command = [
+            sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+            "--disable-auto-launch", "--base-directory", str(base), "--database-url", f"sqlite:///{base}/comfyui.db",
+        ]  # fmt: skip
+        if os.environ.get("STABLEPOSE_FRONTEND_ROOT"):
+            command += ["--front-end-root", os.environ["STABLEPOSE_FRONTEND_ROOT"]]
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(command, cwd=comfyui_path(), stdout=self.log, stderr=subprocess.STDOUT)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                self.get_json("/object_info/StablePoseEditor")
+                return
+            except OSError:
+                time.sleep(1)
+        raise RuntimeError(f"ComfyUI did not answer within {BOOT_TIMEOUT_S} s:\n{self.log_tail()}")
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return response.read()
+
+    def get_json(self, path: str) -> Any:
+        return json.loads(self.get(path))
+
+    def post_json(self, path: str, value: Any) -> None:
+        request = urllib.request.Request(
+            self.url + path, json.dumps(value).encode(), {"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
+    running = ComfyServer(tmp_path_factory.mktemp("comfy_server"))
+    try:
+        running.wait_ready()
+        assert "StablePoseEditor" in running.get_json("/object_info/StablePoseEditor"), running.log_tail()
+        running.post_json("/settings/Comfy.TutorialCompleted", True)  # no first-run template browser
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: run tools/install_browser.sh (Debian chromium, chromium-driver)")
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager try to download a browser
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("the selenium package is missing: pip install -r requirements-dev.txt")
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_script_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def run_js(driver: Any, body: str, *args: Any) -> Any:
+    """Run an async function body in the page (``app`` and ``args`` in scope) and return its JSON result."""
+    script = f"""
+        const done = arguments[arguments.length - 1];
+        const args = Array.from(arguments).slice(0, -1);
+        const app = window.comfyAPI.app.app;
+        (async () => {{ {body} }})().then(
+            (value) => done({{ ok: true, value: JSON.stringify(value ?? null) }}),
+            (error) => done({{ ok: false, error: String(error && error.stack || error) }}),
+        );
+    """
+    result = driver.execute_async_script(script, *args)
+    if not result["ok"]:
+        raise AssertionError(f"page script failed: {result['error']}")
+    return json.loads(result["value"])
+
+
+def wait_for(driver: Any, condition_js: str, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.execute_script(f"try {{ return !!({condition_js}); }} catch (e) {{ return false; }}"):
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def pointer_drag(driver: Any, start: tuple[float, float], delta: tuple[float, float], steps: int = 8) -> None:
+    """Press at a viewport point, move in steps, release: real pointer events from the browser."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(round(start[0]), round(start[1])).pointer_down()
+    for step in range(1, steps + 1):
+        x, y = start[0] + delta[0] * step / steps, start[1] + delta[1] * step / steps
+        actions.pointer_action.move_to_location(round(x), round(y))
+    actions.pointer_action.pointer_up()
+    actions.perform()
+
+
+def click_at(driver: Any, point: tuple[float, float]) -> None:
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(round(point[0]), round(point[1])).click()
+    actions.perform()
+
+
+def wait_for_history(server: ComfyServer, prompt_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entry = server.get_json(f"/history/{prompt_id}").get(prompt_id)
+        if entry and entry.get("status", {}).get("completed") is not None:
+            return entry
+        time.sleep(0.5)
+    raise AssertionError(f"prompt {prompt_id} did not finish:\n{server.log_tail()}")
+
+
+def open_editor(driver: Any, node_id: int) -> Any:
+    """Click the node's "Open pose editor" button where litegraph drew it; returns the editor element."""
+    button_at = run_js(
+        driver,
+        """
+        app.canvas.setDirty(true, true);
+        app.canvas.draw(true, true);
+        const node = app.graph.getNodeById(args[0]);
+        const button = node.widgets.find((w) => w.type === "button");
+        const y = (button.last_y ?? button.y) + LiteGraph.NODE_WIDGET_HEIGHT / 2;
+        const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([node.pos[0] + node.size[0] / 2, node.pos[1] + y]);
+        const rect = app.canvas.canvas.getBoundingClientRect();
+        const ratio = rect.width / app.canvas.canvas.width;
+        return [rect.left + cx * ratio, rect.top + cy * ratio];
+        """,
+        node_id,
+    )
+    click_at(driver, button_at)
+    wait_for(driver, "document.querySelector('[data-stable-pose-editor=open] canvas')", "the editor to open", 30)
+    return driver.find_element("css selector", "[data-stable-pose-editor=open]")
+
+
+def load_page(driver: Any, server: ComfyServer) -> None:
+    driver.get(server.url)
+    wait_for(
+        driver,
+        "window.comfyAPI.app.app.graph && LiteGraph.registered_node_types['StablePoseEditor'] && "
+        "window.comfyAPI.app.app.extensions.some((e) => e.name === 'StablePose.PoseEditor')",
+        "the frontend with the pack's extension",
+    )
+
+
+def queue_and_wait(driver: Any, server: ComfyServer) -> dict[str, Any]:
+    """Queue the graph as the Run button does (graphToPrompt + queuePrompt); returns the history entry."""
+    queued = run_js(
+        driver,
+        """
+        const { output, workflow } = await app.graphToPrompt();
+        return await window.comfyAPI.api.api.queuePrompt(0, { output, workflow });
+        """,
+    )
+    entry = wait_for_history(server, queued["prompt_id"])
+    errors = [data for event, data in entry["status"]["messages"] if event == "execution_error"]
+    assert entry["status"]["status_str"] == "success", [(e["node_type"], e["exception_message"]) for e in errors]
+    return entry
+
+
+def saved_image(server: ComfyServer, entry: dict[str, Any]) -> np.ndarray:
+    saved = next(output["images"][0] for output in entry["outputs"].values() if output.get("images"))
+    query = urllib.parse.urlencode({key: saved[key] for key in ("filename", "subfolder", "type")})
+    return np.asarray(Image.open(io.BytesIO(server.get(f"/view?{query}"))).convert("RGB"))
+
+
+def pose_widget_value(driver: Any, node_id: int) -> str:
+    return run_js(
+        driver, "return app.graph.getNodeById(args[0]).widgets.find((w) => w.name === 'pose_json').value;", node_id
+    )
+
+
+def assert_no_extension_errors(driver: Any) -> None:
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and PACK_NAME in e["message"]]
+    assert not errors, errors
+
+
+def test_edit_in_browser_and_render_on_server(server: ComfyServer, browser: Any) -> None:
+    """The bundled workflow: add a person, drag the right wrist, apply, queue; the server draws the edit."""
+    driver = browser
+    load_page(driver, server)
+    node_info = run_js(
+        driver,
+        """
+        await app.loadGraphData(args[0]);
+        app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [0, 0];
+        const node = app.graph._nodes.find((n) => n.type === "StablePoseEditor");
+        const pose = node.widgets.find((w) => w.name === "pose_json");
+        const button = node.widgets.find((w) => w.type === "button");
+        return { id: node.id, hidden: pose.hidden === true, button: button?.name, serialize: button?.serialize };
+        """,
+        json.loads(WORKFLOW.read_text()),
+    )
+    assert node_info["hidden"], "the pose_json widget is hidden"
+    assert node_info["button"] == "Open pose editor" and node_info["serialize"] is False
+
+    resources_before = driver.execute_script("return performance.getEntriesByType('resource').length")
+    editor = open_editor(driver, node_info["id"])
+    editor.find_element("css selector", "button[data-action=add-person]").click()
+    # Where the default person's right wrist is, from the served spec and the model module, in viewport px.
+    wrist = run_js(
+        driver,
+        """
+        const model = await import("/extensions/stable_pose/pose_model.js");
+        const spec = await (await fetch("/stable_pose/skeleton_spec?width=512&height=768")).json();
+        const [x, y] = model.defaultPerson(spec, 512, 768)[args[0]];
+        const canvas = document.querySelector("[data-stable-pose-editor=open] canvas");
+        const rect = canvas.getBoundingClientRect();
+        const scale = rect.width / canvas.width;
+        return { canvas: [x, y], screen: [rect.left + x * scale, rect.top + y * scale], scale,
+                 size: [canvas.width, canvas.height] };
+        """,
+        RIGHT_WRIST,
+    )
+    assert wrist["size"] == [512, 768], "the editor canvas is the node's (default) canvas"
+    pointer_drag(driver, tuple(wrist["screen"]), DRAG)
+    expected = np.array(wrist["canvas"]) + np.array(DRAG) / wrist["scale"]
+    status = editor.find_element("css selector", ".sp-editor-status").text
+    assert "right_wrist at (" in status, status
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "pose_editor_open.png"
+    driver.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+
+    new_resources = driver.execute_script(
+        "return performance.getEntriesByType('resource').slice(arguments[0]).map((e) => e.name)", resources_before
+    )
+    foreign = [url for url in new_resources if not url.startswith(server.url)]
+    assert not foreign, f"the editor reached beyond the ComfyUI server: {foreign}"
+
+    editor.find_element("css selector", "button[data-action=apply]").click()
+    wait_for(driver, "!document.querySelector('[data-stable-pose-editor=open]')", "the editor to close", 10)
+    stored = pose_widget_value(driver, node_info["id"])
+    edit = PoseKeypoints.from_json(stored)
+    assert edit.num_people == 1 and (edit.width, edit.height) == (512, 768)
+    np.testing.assert_allclose(edit.keypoints[0, RIGHT_WRIST, :2], expected, atol=1.5)
+
+    # Saving the workflow, copying the node and queuing the prompt all carry the edit.
+    copied = run_js(
+        driver,
+        "return app.graph.getNodeById(args[0]).clone().widgets.find((w) => w.name === 'pose_json').value;",
+        node_info["id"],
+    )
+    assert copied == stored
+    saved_workflow = run_js(driver, "return app.graph.serialize();")
+    saved_node = next(node for node in saved_workflow["nodes"] if node["type"] == "StablePoseEditor")
+    assert stored in saved_node["widgets_values"]
+    prompt = run_js(driver, "return (await app.graphToPrompt()).output;")
+    assert prompt[str(node_info["id"])]["inputs"]["pose_json"] == stored
+    entry = queue_and_wait(driver, server)
+    assert entry["outputs"][str(node_info["id"])]["canvas"] == [512, 768]
+    image = saved_image(server, entry)
+    np.testing.assert_array_equal(image, render_pose(edit))
+    x, y = (int(v) for v in edit.keypoints[0, RIGHT_WRIST, :2])
+    assert tuple(image[y, x]) == LIMB_COLORS[RIGHT_FOREARM], "the right forearm ends at the dragged wrist"
+    old_x, old_y = (int(v) for v in wrist["canvas"])
+    assert not image[old_y, old_x].any(), "nothing is drawn where the wrist was"
+    wait_for(
+        driver,
+        f"window.comfyAPI.app.app.graph.getNodeById({node_info['id']}).stablePoseInput?.canvas?.[1] === 768",
+        "the node's UI output to reach the editor",
+        30,
+    )
+    assert_no_extension_errors(driver)
+
+
+def test_load_from_input_with_background(server: ComfyServer, browser: Any) -> None:
+    """photo -> OpenPoseExtract -> editor: after a run, "Load from input" brings the detected pose, the
+    photo shows behind it, and applying it unchanged draws what OpenPoseExtract drew."""
+    from skimage import data
+
+    driver = browser
+    Image.fromarray(data.astronaut()).save(server.base / "input" / "astronaut.png")
+    load_page(driver, server)
+    node_id = run_js(
+        driver,
+        """
+        app.graph.clear();
+        const add = (type, pos) => {
+          const node = LiteGraph.createNode(type);
+          node.pos = pos;
+          app.graph.add(node);
+          return node;
+        };
+        const load = add("LoadImage", [700, 400]);
+        load.widgets.find((w) => w.name === "image").value = "astronaut.png";
+        const extract = add("OpenPoseExtract", [700, 120]);
+        const editor = add("StablePoseEditor", [100, 160]);
+        const save = add("SaveImage", [1000, 120]);
+        load.connect(0, extract, 0);
+        load.connect(0, editor, editor.findInputSlot("background"));
+        extract.connect(1, editor, editor.findInputSlot("pose_keypoint"));
+        editor.connect(0, save, 0);
+        app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [0, 0];
+        return editor.id;
+        """,
+    )
+    entry = queue_and_wait(driver, server)
+    ui = entry["outputs"][str(node_id)]
+    assert ui["canvas"] == [512, 512] and ui["background"][0]["type"] == "temp"
+    unedited = saved_image(server, entry)
+    wait_for(
+        driver,
+        f"window.comfyAPI.app.app.graph.getNodeById({node_id}).stablePoseInput?.seed",
+        "the input pose to reach the node in the browser",
+        30,
+    )
+    assert pose_widget_value(driver, node_id) == ""
+
+    editor = open_editor(driver, node_id)
+    status = editor.find_element("css selector", ".sp-editor-status").text
+    assert "lie off the canvas and are hidden" in status, status  # the astronaut's legs are cut off
+    editor.find_element("css selector", "button[data-action=add-person]").click()
+    assert "2 people" in editor.find_element("css selector", ".sp-editor-status").text  # the input + a new one
+    editor.find_element("css selector", "button[data-action=load-input]").click()
+    assert "1 person" in editor.find_element("css selector", ".sp-editor-status").text
+    # The photo is drawn behind the skeleton: the top-left corner of the canvas is not black.
+    corner = run_js(
+        driver,
+        """
+        const canvas = document.querySelector("[data-stable-pose-editor=open] canvas");
+        return Array.from(canvas.getContext("2d").getImageData(5, 5, 1, 1).data);
+        """,
+    )
+    assert sum(corner[:3]) > 30, corner
+    editor.find_element("css selector", "button[data-action=apply]").click()
+    wait_for(driver, "!document.querySelector('[data-stable-pose-editor=open]')", "the editor to close", 10)
+
+    stored = PoseKeypoints.from_json(pose_widget_value(driver, node_id))
+    seed = PoseKeypoints.from_json(ui["seed_pose"][0])
+    np.testing.assert_allclose(stored.keypoints[stored.visible], seed.keypoints[seed.visible], atol=0.01)
+    assert (stored.visible == seed.visible).all()
+    edited = queue_and_wait(driver, server)
+    np.testing.assert_array_equal(saved_image(server, edited), unedited)
+    assert_no_extension_errors(driver)
+
+
+def test_vue_node_renderer(server: ComfyServer, browser: Any) -> None:
+    """With the frontend's Vue node renderer ("Nodes 2.0") the widget stays hidden and the button opens the editor."""
+    driver = browser
+    server.post_json("/settings/Comfy.VueNodes.Enabled", True)
+    try:
+        load_page(driver, server)
+        run_js(driver, "await app.loadGraphData(args[0]);", json.loads(WORKFLOW.read_text()))
+        wait_for(
+            driver,
+            "[...document.querySelectorAll('button')].some((b) => b.textContent.includes('Open pose editor'))",
+            "the Vue node's button",
+            30,
+        )
+        node_text = driver.execute_script(
+            "const node = window.comfyAPI.app.app.graph._nodes.find((n) => n.type === 'StablePoseEditor');"
+            "return document.querySelector(`[data-node-id='${node.id}']`).innerText;"
+        )
+        assert "Open pose editor" in node_text and "width" in node_text
+        assert "pose_json" not in node_text, "the pose_json widget is hidden"
+        button = next(b for b in driver.find_elements("css selector", "button") if "Open pose editor" in b.text)
+        button.click()
+        wait_for(driver, "document.querySelector('[data-stable-pose-editor=open] canvas')", "the editor to open", 30)
+        driver.find_element("css selector", "[data-stable-pose-editor=open] button[data-action=cancel]").click()
+        wait_for(driver, "!document.querySelector('[data-stable-pose-editor=open]')", "the editor to close", 10)
+        assert_no_extension_errors(driver)
+    finally:
+        server.post_json("/settings/Comfy.VueNodes.Enabled", False)
