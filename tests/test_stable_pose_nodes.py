@@ -210,8 +210,9 @@ def _loaded(comfy_host: ComfyHost, test_models) -> tuple[Any, Any, Any]:
     return model, clip, stable_pose
 
 
-def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose_files):
-    """The integration adds nothing and loses nothing: what reaches the UNet is the adapter's output."""
+def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose_files, monkeypatch):
+    """The integration adds nothing and loses nothing: what reaches the UNet is the adapter's output;
+    the pose features are computed once per sampling, not once per step."""
     import comfy.patcher_extension
     import comfy.sample
     import comfy.samplers
@@ -220,6 +221,9 @@ def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose
     model, clip, stable_pose = _loaded(comfy_host, test_models)
     pose_image = comfy_host.nodes.LoadImage().load_image("pose.png")[0]
     patched = comfy_host.node_class("ApplyStablePose")().apply(model, stable_pose, pose_image, 0.8, 0.0, 1.0)[0]
+    encodes: list[int] = []
+    encode_pose = stable_pose.model.encode_pose
+    monkeypatch.setattr(stable_pose.model, "encode_pose", lambda pose: encodes.append(1) or encode_pose(pose))
     seen: list[dict] = []
 
     def capture(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
@@ -240,7 +244,9 @@ def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose
     latent = torch.zeros(1, 4, 8, 8)
     with torch.inference_mode():
         noise = comfy.sample.prepare_noise(latent, 3)
-        comfy.sample.sample(patched, noise, 1, 5.0, "euler", "normal", positive, negative, latent)
+        comfy.sample.sample(patched, noise, 2, 5.0, "euler", "normal", positive, negative, latent)
+        assert len(seen) == 2 and len(encodes) == 1
+        monkeypatch.undo()
         call = seen[0]
         adapter = stable_pose.model
         pose = pose_image.movedim(-1, 1) * 2 - 1
