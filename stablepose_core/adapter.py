@@ -161,6 +161,7 @@ class StablePoseAdapter(nn.Module):
         super().__init__()
         self.config = config
         self.ops = ops = operations
+        self.compute_dtype: torch.dtype | None = None  # run in this dtype instead of the weights' (manual cast)
         self.gradient_checkpointing = False
         c = config
         ch = c.model_channels
@@ -199,7 +200,7 @@ class StablePoseAdapter(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.input_blocks[0][0].weight.dtype
+        return self.compute_dtype or self.input_blocks[0][0].weight.dtype
 
     def encode_pose(self, pose_image: torch.Tensor) -> list[torch.Tensor]:
         """Timestep-independent pose features; compute once per sampling and pass as ``pose_features``."""

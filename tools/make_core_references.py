@@ -18,6 +18,7 @@ records, in the official evaluation layout (DDIM's [uncond; cond] batch with ``e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import tarfile
@@ -105,12 +106,10 @@ def official_eval_masks(cldm, ddim, eval_pose, pose: torch.Tensor, batch: int) -
     sampler = ddim.DDIMSampler.__new__(ddim.DDIMSampler)
     sampler.model = types.SimpleNamespace(apply_model=apply_model, parameterization="eps")
     x = torch.zeros(batch, 4, pose.shape[2] // 8, pose.shape[3] // 8)
-    try:
+    with contextlib.suppress(_Captured):
         sampler.p_sample_ddim(
             x, cond, torch.zeros(batch), 0, unconditional_guidance_scale=7.5, unconditional_conditioning=uncond
         )
-    except _Captured:
-        pass
     return seen["pose_mask"]
 
 
