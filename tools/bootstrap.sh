@@ -110,7 +110,7 @@ main() {
     local file
     for file in requirements.txt requirements-optional.txt training/requirements.txt requirements-dev.txt; do
         [[ -f "$ROOT/$file" ]] || die "$file is missing"
-        run_once "$file" "$(hash_of "$ROOT/$file")" pip_install -r "$ROOT/$file"
+        run_once "${file//\//_}" "$(hash_of "$ROOT/$file")" pip_install -r "$ROOT/$file"
     done
     # Test-only: builds the stand-in DWPose ONNX models. Newer onnx needs protobuf >= 6, which breaks mediapipe.
     run_once onnx "$ONNX_PIN" pip_install --no-deps "$ONNX_PIN"
