@@ -62,7 +62,7 @@ def min_filled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, toke
     if block >= n:
         return _filled_softmax_block(q @ k.transpose(-1, -2), None, rows, cols, v)
     kt = k.transpose(-1, -2)
-    global_min = torch.stack([(q[:, :, s : s + block] @ kt).amin() for s in range(0, n, block)]).amin()
+    global_min = torch.stack([(q[:, :, s : s + block] @ kt).detach().amin() for s in range(0, n, block)]).amin()
     return torch.cat(
         [
             _filled_softmax_block(q[:, :, s : s + block] @ kt, global_min, rows[:, :, s : s + block], cols, v)
@@ -75,7 +75,7 @@ def min_filled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, toke
 def _filled_softmax_block(
     logits: torch.Tensor, fill: torch.Tensor | None, rows: torch.Tensor, cols: torch.Tensor, v: torch.Tensor
 ) -> torch.Tensor:
-    fill = logits.amin() if fill is None else fill
+    fill = logits.detach().amin() if fill is None else fill  # a constant, as the released .detach() makes it
     logits.masked_fill_(~rows & ~cols, fill)  # (B, 1, n, N) broadcast over heads
     return logits.softmax(dim=-1, dtype=torch.float32).to(v.dtype) @ v
 

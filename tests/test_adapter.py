@@ -128,3 +128,18 @@ def test_control_dict_layout():
 def test_invalid_configs_are_explained(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AdapterConfig(**kwargs)
+
+
+def test_min_filled_attention_backward_treats_the_fill_as_a_constant():
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 2, 12, 4, generator=g, requires_grad=True) for _ in range(3))
+    tokens_in = torch.arange(12)[None] % 4 == 0
+    pmsa.min_filled_attention(q, k, v, tokens_in).square().sum().backward()
+    ours = [t.grad.clone() for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    logits = q @ k.transpose(-1, -2)
+    allowed = tokens_in[:, None, :, None] | tokens_in[:, None, None, :]
+    (torch.where(allowed, logits, logits.min().detach()).softmax(-1) @ v).square().sum().backward()
+    for mine, reference in zip(ours, (q.grad, k.grad, v.grad), strict=True):
+        torch.testing.assert_close(mine, reference)
