@@ -92,11 +92,13 @@ def batches(args: argparse.Namespace, count: int) -> list[dict]:
             pose = render_pose(PoseKeypoints(points, args.resolution, args.resolution))
             poses.append(pose)
             pixels.append((0.7 * pose + rng.uniform(0, 70, pose.shape)).astype(np.uint8))
-        out.append({
-            "pixels": torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2),
-            "pose": torch.from_numpy(np.stack(poses)).permute(0, 3, 1, 2),
-            "captions": ["a dancer on a stage, photo"] * args.batch,
-        })
+        out.append(
+            {
+                "pixels": torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2),
+                "pose": torch.from_numpy(np.stack(poses)).permute(0, 3, 1, 2),
+                "captions": ["a dancer on a stage, photo"] * args.batch,
+            }
+        )
     return out
 
 
@@ -115,8 +117,14 @@ def official_masks(pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(layers).bool(), layers[-1][:, None]
 
 
-def official_loss(sd: SDComponents, adapter: torch.nn.Module, batch: dict, generator: torch.Generator,
-                  device: torch.device, abar: torch.Tensor) -> torch.Tensor:
+def official_loss(
+    sd: SDComponents,
+    adapter: torch.nn.Module,
+    batch: dict,
+    generator: torch.Generator,
+    device: torch.device,
+    abar: torch.Tensor,
+) -> torch.Tensor:
     """The released ``get_input`` + ``p_losses`` (frozen parts in float32 under autocast)."""
     pixels = batch["pixels"].to(device).float() / 127.5 - 1
     pose = batch["pose"].to(device).float() / 127.5 - 1
@@ -219,17 +227,23 @@ def main() -> None:
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             results.append(json.loads(output.strip().splitlines()[-1]))
     what = args.base_model or f"preset {args.preset}"
-    print(f"{what}, {args.resolution}² px, batch {args.batch}, {args.precision}, {args.device}, "
-          f"{torch.get_num_threads()} threads, best of {args.repeat} runs of {args.steps} steps")
+    print(
+        f"{what}, {args.resolution}² px, batch {args.batch}, {args.precision}, {args.device}, "
+        f"{torch.get_num_threads()} threads, best of {args.repeat} runs of {args.steps} steps"
+    )
     best = {}
     for variant, results in runs.items():
         speeds = sorted(r["steps_per_s"] for r in results)
         best[variant] = {"steps_per_s": speeds[-1], "peak_gb": min(r["peak_gb"] for r in results)}
-        print(f"  {variant:8s}  {speeds[-1]:7.3f} steps/s (median {speeds[len(speeds) // 2]:.3f})   "
-              f"peak {best[variant]['peak_gb']:6.3f} GB   loss {results[-1]['loss']:.4f}")
+        print(
+            f"  {variant:8s}  {speeds[-1]:7.3f} steps/s (median {speeds[len(speeds) // 2]:.3f})   "
+            f"peak {best[variant]['peak_gb']:6.3f} GB   loss {results[-1]['loss']:.4f}"
+        )
     official, ours = best["official"], best["ours"]
-    print(f"  ours / official: throughput ×{ours['steps_per_s'] / official['steps_per_s']:.2f}, "
-          f"peak memory ×{ours['peak_gb'] / official['peak_gb']:.2f}  (targets ≥ 1.5, ≤ 0.6)")
+    print(
+        f"  ours / official: throughput ×{ours['steps_per_s'] / official['steps_per_s']:.2f}, "
+        f"peak memory ×{ours['peak_gb'] / official['peak_gb']:.2f}  (targets ≥ 1.5, ≤ 0.6)"
+    )
 
 
 if __name__ == "__main__":

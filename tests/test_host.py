@@ -43,8 +43,16 @@ def test_ui_workflow_converts_like_the_frontend(comfy_host: ComfyHost, sd15_ui_w
     # Reroute, PrimitiveNode and Note are frontend-only; the muted and the bypassed node are left out.
     assert set(prompt) == {"3", "4", "5", "6", "7", "8", "9"}
     assert prompt["3"]["inputs"] == {
-        "seed": 42, "steps": 2, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
-        "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0],
+        "seed": 42,
+        "steps": 2,
+        "cfg": 7.0,
+        "sampler_name": "euler",
+        "scheduler": "normal",
+        "denoise": 1.0,
+        "model": ["4", 0],
+        "positive": ["6", 0],
+        "negative": ["7", 0],
+        "latent_image": ["5", 0],
     }  # control_after_generate skipped; steps from the primitive, not the stale widget value 20
     assert prompt["7"]["inputs"]["clip"] == ["4", 1]  # through the reroute
     assert prompt["9"]["inputs"]["images"] == ["8", 0]  # through the bypassed ImageInvert
@@ -83,9 +91,18 @@ def test_random_controlnet_loads_and_steers_sampling(
     prompt |= {
         "20": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": "random_sd15_controlnet.safetensors"}},
         "21": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0xFFFFFF}},
-        "22": {"class_type": "ControlNetApplyAdvanced", "inputs": {
-            "positive": ["6", 0], "negative": ["7", 0], "control_net": ["20", 0], "image": ["21", 0],
-            "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}},
+        "22": {
+            "class_type": "ControlNetApplyAdvanced",
+            "inputs": {
+                "positive": ["6", 0],
+                "negative": ["7", 0],
+                "control_net": ["20", 0],
+                "image": ["21", 0],
+                "strength": 1.0,
+                "start_percent": 0.0,
+                "end_percent": 1.0,
+            },
+        },
     }
     prompt["3"]["inputs"] |= {"positive": ["22", 0], "negative": ["22", 1]}
 

@@ -42,8 +42,18 @@ def dataset(tmp_path_factory) -> Path:
 
 def tiny_config(dataset: Path, output: Path, **overrides) -> TrainConfig:
     base = TrainConfig(
-        base_model="tiny", data=str(dataset), output_dir=str(output), resolution=64, batch_size=2, grad_accum=2,
-        lr=1e-3, precision="fp32", save_every=0, sample_every=0, log_every=1, num_workers=0,
+        base_model="tiny",
+        data=str(dataset),
+        output_dir=str(output),
+        resolution=64,
+        batch_size=2,
+        grad_accum=2,
+        lr=1e-3,
+        precision="fp32",
+        save_every=0,
+        sample_every=0,
+        log_every=1,
+        num_workers=0,
     )
     return replace(base, **overrides)
 
@@ -120,14 +130,27 @@ def fixed_eval_loss(adapter, sd, records) -> float:
     noise = torch.randn(latents.shape, generator=generator)
     trainer = StablePoseTrainer(adapter.float(), sd.unet, alpha=5.0).eval()
     with torch.no_grad():
-        loss = trainer(latents, sd.encode_text(batch["captions"]), batch["pose"].float() / 127.5 - 1, noise,
-                       torch.linspace(50, 950, 8).long())
+        loss = trainer(
+            latents,
+            sd.encode_text(batch["captions"]),
+            batch["pose"].float() / 127.5 - 1,
+            noise,
+            torch.linspace(50, 950, 8).long(),
+        )
     return loss.mean().item()
 
 
 def test_loss_falls_and_the_output_is_a_loadable_adapter(dataset, tmp_path):
-    cfg = tiny_config(dataset, tmp_path / "run", max_steps=30, batch_size=4, grad_accum=1, sample_every=30,
-                      num_samples=2, sample_steps=3)
+    cfg = tiny_config(
+        dataset,
+        tmp_path / "run",
+        max_steps=30,
+        batch_size=4,
+        grad_accum=1,
+        sample_every=30,
+        num_samples=2,
+        sample_steps=3,
+    )
     final = train(cfg, sd=tiny_components(0))
     assert final == tmp_path / "run" / "adapter-final.safetensors"
 
@@ -190,11 +213,16 @@ def test_unlocked_decoder_is_trained_and_exported(dataset, tmp_path):
     # merged into a copy of the base checkpoint: trained decoder, everything else as it was
     safetensors.torch.save_file(base, str(tmp_path / "base.safetensors"))
     merged_path = tmp_path / "merged.safetensors"
-    export_decoder(merged_path, StablePoseTrainer(load_adapter(tmp_path / "run" / "adapter-final.safetensors"),
-                                                  sd.unet, 5.0, train_decoder=True).decoder,
-                   str(tmp_path / "base.safetensors"))
+    export_decoder(
+        merged_path,
+        StablePoseTrainer(
+            load_adapter(tmp_path / "run" / "adapter-final.safetensors"), sd.unet, 5.0, train_decoder=True
+        ).decoder,
+        str(tmp_path / "base.safetensors"),
+    )
     merged = adapter_tensors(merged_path)
     assert merged.keys() == base.keys()
     assert all(torch.equal(merged[k], decoder[k]) for k in decoder)
-    assert torch.equal(merged["model.diffusion_model.input_blocks.0.0.weight"],
-                       base["model.diffusion_model.input_blocks.0.0.weight"])
+    assert torch.equal(
+        merged["model.diffusion_model.input_blocks.0.0.weight"], base["model.diffusion_model.input_blocks.0.0.weight"]
+    )

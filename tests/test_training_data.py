@@ -39,7 +39,11 @@ def random_people(rng: np.random.Generator, width: int, height: int, people: int
 
 
 def write_synthetic_dataset(
-    root: Path, count: int = 12, size: tuple[int, int] = (80, 64), seed: int = 0, corrupt: int = 0,
+    root: Path,
+    count: int = 12,
+    size: tuple[int, int] = (80, 64),
+    seed: int = 0,
+    corrupt: int = 0,
     no_keypoints: int = 0,
 ) -> Path:
     """A folder dataset (COCO keypoints.json + captions.json) whose images depend on their keypoints: the
@@ -61,8 +65,10 @@ def write_synthetic_dataset(
         else:
             Image.fromarray(image).save(root / name)
         images.append({"id": i, "file_name": name, "width": width, "height": height})
-        annotations += [{"id": 100 * i + p, "image_id": i, "keypoints": person.reshape(-1).tolist()}
-                        for p, person in enumerate(people)]
+        annotations += [
+            {"id": 100 * i + p, "image_id": i, "keypoints": person.reshape(-1).tolist()}
+            for p, person in enumerate(people)
+        ]
         captions[name] = f"a photo of {1 + i % 2} dancers, number {i}"
     (root / "keypoints.json").write_text(json.dumps({"images": images, "annotations": annotations}))
     (root / "captions.json").write_text(json.dumps(captions))
@@ -213,8 +219,10 @@ def test_prepare_builds_a_folder_dataset_with_the_pack_detector(tmp_path):
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
     (tmp_path / "captions.json").write_text(json.dumps({"astronaut.png": "an astronaut in a white suit"}))
     out = tmp_path / "dataset"
-    assert prepare_main([str(photos), str(out), "--captions", str(tmp_path / "captions.json"),
-                         "--backend", "mediapipe"]) == 0
+    assert (
+        prepare_main([str(photos), str(out), "--captions", str(tmp_path / "captions.json"), "--backend", "mediapipe"])
+        == 0
+    )
     assert (out / "images" / "sub" / "astronaut.png").is_file() and not (out / "images" / "empty.png").exists()
     index = index_dataset(out)
     assert [(r.image.name, r.caption) for r in index.records] == [("astronaut.png", "an astronaut in a white suit")]
@@ -260,6 +268,7 @@ def test_help_documents_every_option():
     help_text = build_parser("x").format_help()
     for name in TrainConfig.__dataclass_fields__:
         assert "--" + name.replace("_", "-") in help_text
-    result = subprocess.run([sys.executable, "-m", "training.train", "--help"], cwd=REPO, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "training.train", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "--resume" in result.stdout and "--grad-accum" in result.stdout

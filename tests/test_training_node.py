@@ -27,21 +27,50 @@ def prompt(checkpoint: str, model: list) -> dict:
         "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
         "sp": {"class_type": "LoadStablePose", "inputs": {"adapter_name": ADAPTER_NAME}},
         "pose": {"class_type": "LoadImage", "inputs": {"image": "training_pose.png"}},
-        "apply": {"class_type": "ApplyStablePose", "inputs": {
-            "model": ["ckpt", 0], "stable_pose": ["sp", 0], "pose_image": ["pose", 0], "strength": 1.0,
-            "start_percent": 0.0, "end_percent": 1.0}},
-        "ks": {"class_type": "KSampler", "inputs": {
-            "model": model, "seed": 3, "steps": 2, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal",
-            "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "denoise": 1.0}},
+        "apply": {
+            "class_type": "ApplyStablePose",
+            "inputs": {
+                "model": ["ckpt", 0],
+                "stable_pose": ["sp", 0],
+                "pose_image": ["pose", 0],
+                "strength": 1.0,
+                "start_percent": 0.0,
+                "end_percent": 1.0,
+            },
+        },
+        "ks": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": model,
+                "seed": 3,
+                "steps": 2,
+                "cfg": 5.0,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "positive": ["pos", 0],
+                "negative": ["neg", 0],
+                "latent_image": ["latent", 0],
+                "denoise": 1.0,
+            },
+        },
         "save": {"class_type": "SaveLatent", "inputs": {"samples": ["ks", 0], "filename_prefix": "training"}},
     }
 
 
 def test_trained_adapter_loads_and_samples_in_comfyui(comfy_host, test_models, models_dir, tmp_path):
     cfg = TrainConfig(
-        base_model=str(test_models.checkpoint), data=str(write_synthetic_dataset(tmp_path / "data", count=2)),
-        output_dir=str(tmp_path / "run"), resolution=64, batch_size=1, grad_accum=1, max_steps=1, lr=1e-3,
-        precision="bf16", sample_every=0, save_every=0, num_workers=0,
+        base_model=str(test_models.checkpoint),
+        data=str(write_synthetic_dataset(tmp_path / "data", count=2)),
+        output_dir=str(tmp_path / "run"),
+        resolution=64,
+        batch_size=1,
+        grad_accum=1,
+        max_steps=1,
+        lr=1e-3,
+        precision="bf16",
+        sample_every=0,
+        save_every=0,
+        num_workers=0,
     )
     final = train(cfg)
     shutil.copy(final, models_dir / "stable_pose" / ADAPTER_NAME)

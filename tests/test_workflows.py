@@ -370,8 +370,16 @@ def test_run_workflow_cli_runs_the_demo(tmp_path: Path) -> None:
     """``python -m tools.run_workflow`` as tools/demo.sh calls it: a fresh process boots its own ComfyUI, reads
     the sample photo from workflows/ and writes one PNG per saved image, named after the node titles."""
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "tools.run_workflow", "workflows/photo_to_pose_preview.json", "--out", str(out),
-               "--set", "Pose.filename_prefix=cli"]
+    command = [
+        sys.executable,
+        "-m",
+        "tools.run_workflow",
+        "workflows/photo_to_pose_preview.json",
+        "--out",
+        str(out),
+        "--set",
+        "Pose.filename_prefix=cli",
+    ]
     finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
     names = sorted(path.name for path in out.iterdir())

@@ -118,8 +118,11 @@ class RunResult:
         """One readable line per error (prompt-level, per-input validation, or the node that raised)."""
         lines = []
         for error in self.errors:
-            node = f"node {error['node_id']} ({error.get('node_type') or error.get('class_type')}): " \
-                if "node_id" in error else ""
+            node = (
+                f"node {error['node_id']} ({error.get('node_type') or error.get('class_type')}): "
+                if "node_id" in error
+                else ""
+            )
             for reason in error.get("errors") or [error]:
                 text = (reason.get("exception_message") or reason.get("message"), reason.get("details"))
                 lines.append(node + " ".join(part for part in text if part))
@@ -268,8 +271,12 @@ class ComfyHost:
         import server
 
         workdir = Path(workdir).resolve()
-        folders = {"input": input_dir or workdir / "input", "output": workdir / "output", "temp": workdir / "temp",
-                   "user": workdir / "user"}
+        folders = {
+            "input": input_dir or workdir / "input",
+            "output": workdir / "output",
+            "temp": workdir / "temp",
+            "user": workdir / "user",
+        }
         for name, folder in folders.items():
             Path(folder).mkdir(parents=True, exist_ok=True)
             getattr(folder_paths, f"set_{name}_directory")(str(Path(folder).resolve()))
@@ -427,8 +434,9 @@ class ComfyHost:
                     else:
                         problem = _value_error(kind, options, _unwrap(value))
                     if problem:
-                        errors.append(f"{_label(node_id, node['class_type'], node['_meta']['title'])}: "
-                                      f"input {name!r}: {problem}")
+                        errors.append(
+                            f"{_label(node_id, node['class_type'], node['_meta']['title'])}: input {name!r}: {problem}"
+                        )
         return errors
 
     def _link_error(self, prompt: dict[str, dict[str, Any]], link: list, kind: str) -> str | None:

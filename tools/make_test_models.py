@@ -69,6 +69,7 @@ def model_files(root: Path = TEST_MODELS_DIR) -> ModelFiles:
 
 # ----- deterministic initialisation -----
 
+
 def init_specs(module: nn.Module, prefix: str = "") -> Iterator[TensorSpec]:
     """(key, shape, rule) of every parameter, the rule chosen by the owning module's type."""
     for module_name, sub in module.named_modules():
@@ -128,6 +129,7 @@ def _meta_specs(parts: Iterable[tuple[nn.Module, str]], drop: frozenset[str] = f
 
 
 # ----- SD1.5 architecture from ComfyUI -----
+
 
 def _sd15_params() -> tuple[dict, dict]:
     """(UNet kwargs, VAE params) of ComfyUI's ``v1-inference.yaml``, converted as ComfyUI converts LDM configs."""
@@ -194,8 +196,10 @@ def ensure_test_models(root: Path = TEST_MODELS_DIR, force: bool = False) -> Mod
         if force or not path.exists():
             start = time.perf_counter()
             build(path)
-            print(f"built {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - start:.1f} s",
-                  file=sys.stderr)
+            print(
+                f"built {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - start:.1f} s",
+                file=sys.stderr,
+            )
     return files
 
 

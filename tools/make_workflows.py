@@ -105,8 +105,15 @@ def note(key: str, pos: tuple[int, int], size: tuple[int, int], text: str, title
 
 def checkpoint(pos: tuple[int, int]) -> Node:
     model = {"name": SD15_CHECKPOINT, "url": SD15_CHECKPOINT_URL, "directory": "checkpoints"}
-    return Node("ckpt", "CheckpointLoaderSimple", pos, (340, 100), "Load Checkpoint (SD1.5)",
-                widgets={"ckpt_name": SD15_CHECKPOINT}, properties={"models": [model]})
+    return Node(
+        "ckpt",
+        "CheckpointLoaderSimple",
+        pos,
+        (340, 100),
+        "Load Checkpoint (SD1.5)",
+        widgets={"ckpt_name": SD15_CHECKPOINT},
+        properties={"models": [model]},
+    )
 
 
 def adapter(pos: tuple[int, int]) -> Node:
@@ -116,23 +123,48 @@ def adapter(pos: tuple[int, int]) -> Node:
 def prompts(x: int, y: int, positive: str) -> tuple[Node, Node]:
     negative = "lowres, bad anatomy, bad hands, missing fingers, extra limbs, cropped, worst quality, blurry"
     return (
-        Node("positive", "CLIPTextEncode", (x, y), (400, 170), "Positive prompt", {"text": positive},
-             {"clip": "ckpt.CLIP"}, colors=("#232", "#353")),
-        Node("negative", "CLIPTextEncode", (x, y + 210), (400, 130), "Negative prompt", {"text": negative},
-             {"clip": "ckpt.CLIP"}, colors=("#322", "#533")),
+        Node(
+            "positive",
+            "CLIPTextEncode",
+            (x, y),
+            (400, 170),
+            "Positive prompt",
+            {"text": positive},
+            {"clip": "ckpt.CLIP"},
+            colors=("#232", "#353"),
+        ),
+        Node(
+            "negative",
+            "CLIPTextEncode",
+            (x, y + 210),
+            (400, 130),
+            "Negative prompt",
+            {"text": negative},
+            {"clip": "ckpt.CLIP"},
+            colors=("#322", "#533"),
+        ),
     )
 
 
 def apply_stable_pose(pos: tuple[int, int], pose: str) -> Node:
-    return Node("apply", "ApplyStablePose", pos, (400, 250),
-                links={"model": "ckpt.MODEL", "stable_pose": "adapter.STABLE_POSE", "pose_image": pose})
+    return Node(
+        "apply",
+        "ApplyStablePose",
+        pos,
+        (400, 250),
+        links={"model": "ckpt.MODEL", "stable_pose": "adapter.STABLE_POSE", "pose_image": pose},
+    )
 
 
 def sampling(x: int, y: int, latent: str) -> tuple[Node, Node]:
     """KSampler (fixed seed, so reruns and frames reproduce) -> VAEDecode, one above the other at ``x, y``."""
     widgets = {"seed": SEED, "steps": 25, "cfg": 7.5, "sampler_name": "dpmpp_2m", "scheduler": "karras"}
-    links = {"model": "apply.MODEL", "positive": "positive.CONDITIONING", "negative": "negative.CONDITIONING",
-             "latent_image": latent}
+    links = {
+        "model": "apply.MODEL",
+        "positive": "positive.CONDITIONING",
+        "negative": "negative.CONDITIONING",
+        "latent_image": latent,
+    }
     return (
         Node("sampler", "KSampler", (x, y), (320, 270), widgets=widgets, links=links),
         Node("decode", "VAEDecode", (x, y + 320), (320, 50), links={"samples": "sampler.LATENT", "vae": "ckpt.VAE"}),
@@ -178,8 +210,15 @@ patch grid).
         Node("masks", "PoseMaskPreview", (440, 1000), (400, 250), links={"pose_image": "pose.IMAGE"}),
         Node("masks_view", "PreviewImage", (900, 1000), (520, 330), "Mask preview", links={"images": "masks.preview"}),
         *sampling(900, 100, "latent.LATENT"),
-        Node("save", "SaveImage", (1300, 80), (520, 760), "Generated image",
-             {"filename_prefix": "stable_pose/txt2img"}, {"images": "decode.IMAGE"}),
+        Node(
+            "save",
+            "SaveImage",
+            (1300, 80),
+            (520, 760),
+            "Generated image",
+            {"filename_prefix": "stable_pose/txt2img"},
+            {"images": "decode.IMAGE"},
+        ),
         note("note", (-420, 100), (380, 840), text),
     )
     groups = (
@@ -207,27 +246,63 @@ pose over the photo; "Apply" stores the edit in the node. With no edit the detec
 {MODELS_TEXT}{APPLY_TEXT}"""
     nodes = (
         Node("photo", "LoadImage", (40, 100), (340, 460), "Photo", {"image": PHOTO}),
-        Node("resize", "ImageScale", (40, 620), (340, 140), "Resize to the generated size",
-             {"upscale_method": "lanczos", "width": POSE_SIZE[0], "height": POSE_SIZE[1], "crop": "center"},
-             {"image": "photo.IMAGE"}),
-        Node("extract", "OpenPoseExtract", (440, 100), (340, 110), widgets={"backend": "mediapipe"},
-             links={"image": "resize.IMAGE"}),
-        Node("extracted_view", "PreviewImage", (440, 260), (340, 480), "Extracted pose",
-             links={"images": "extract.pose_image"}),
-        Node("editor", "StablePoseEditor", (840, 100), (340, 150),
-             links={"pose_keypoint": "extract.pose_keypoint", "background": "resize.IMAGE"}),
+        Node(
+            "resize",
+            "ImageScale",
+            (40, 620),
+            (340, 140),
+            "Resize to the generated size",
+            {"upscale_method": "lanczos", "width": POSE_SIZE[0], "height": POSE_SIZE[1], "crop": "center"},
+            {"image": "photo.IMAGE"},
+        ),
+        Node(
+            "extract",
+            "OpenPoseExtract",
+            (440, 100),
+            (340, 110),
+            widgets={"backend": "mediapipe"},
+            links={"image": "resize.IMAGE"},
+        ),
+        Node(
+            "extracted_view",
+            "PreviewImage",
+            (440, 260),
+            (340, 480),
+            "Extracted pose",
+            links={"images": "extract.pose_image"},
+        ),
+        Node(
+            "editor",
+            "StablePoseEditor",
+            (840, 100),
+            (340, 150),
+            links={"pose_keypoint": "extract.pose_keypoint", "background": "resize.IMAGE"},
+        ),
         Node("masks", "PoseMaskPreview", (840, 320), (340, 250), links={"pose_image": "editor.pose_image"}),
         Node("masks_view", "PreviewImage", (840, 620), (340, 330), "Mask preview", links={"images": "masks.preview"}),
         checkpoint((1240, 100)),
         adapter((1240, 260)),
-        *prompts(1240, 380, "a medieval knight in shining armour, upper body portrait, photograph, detailed, "
-                            "high quality"),
+        *prompts(
+            1240, 380, "a medieval knight in shining armour, upper body portrait, photograph, detailed, high quality"
+        ),
         apply_stable_pose((1240, 780), "editor.pose_image"),
-        Node("latent", "EmptyLatentImage", (1240, 1080), (400, 110),
-             widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1]}),
+        Node(
+            "latent",
+            "EmptyLatentImage",
+            (1240, 1080),
+            (400, 110),
+            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1]},
+        ),
         *sampling(1700, 100, "latent.LATENT"),
-        Node("save", "SaveImage", (2060, 80), (520, 760), "Generated image",
-             {"filename_prefix": "stable_pose/from_photo"}, {"images": "decode.IMAGE"}),
+        Node(
+            "save",
+            "SaveImage",
+            (2060, 80),
+            (520, 760),
+            "Generated image",
+            {"filename_prefix": "stable_pose/from_photo"},
+            {"images": "decode.IMAGE"},
+        ),
         note("note", (-420, 100), (380, 860), text),
     )
     groups = (
@@ -256,20 +331,54 @@ Frames are saved one by one and as an animated WebP (Save Animated WEBP: fps set
         adapter((40, 260)),
         Node("poses", "LoadImage", (40, 420), (340, 520), "Pose sequence", {"image": POSE_SEQUENCE}),
         Node("size", "GetImageSize", (40, 1000), (340, 100), links={"image": "poses.IMAGE"}),
-        *prompts(440, 100, "an astronaut in a white spacesuit doing jumping jacks on the moon, full body, "
-                           "photograph, detailed, high quality"),
+        *prompts(
+            440,
+            100,
+            "an astronaut in a white spacesuit doing jumping jacks on the moon, full body, "
+            "photograph, detailed, high quality",
+        ),
         apply_stable_pose((440, 500), "poses.IMAGE"),
-        Node("latent", "EmptyLatentImage", (440, 800), (400, 110),
-             widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1], "batch_size": 4},
-             links={"width": "size.width", "height": "size.height", "batch_size": "size.batch_size"}),
-        Node("same_noise", "LatentBatchSeedBehavior", (440, 980), (400, 80), "Same noise for every frame",
-             {"seed_behavior": "fixed"}, {"samples": "latent.LATENT"}),
+        Node(
+            "latent",
+            "EmptyLatentImage",
+            (440, 800),
+            (400, 110),
+            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1], "batch_size": 4},
+            links={"width": "size.width", "height": "size.height", "batch_size": "size.batch_size"},
+        ),
+        Node(
+            "same_noise",
+            "LatentBatchSeedBehavior",
+            (440, 980),
+            (400, 80),
+            "Same noise for every frame",
+            {"seed_behavior": "fixed"},
+            {"samples": "latent.LATENT"},
+        ),
         *sampling(900, 100, "same_noise.LATENT"),
-        Node("save", "SaveImage", (1300, 80), (520, 420), "Save frames", {"filename_prefix": "stable_pose/frames"},
-             {"images": "decode.IMAGE"}),
-        Node("animation", "SaveAnimatedWEBP", (1300, 600), (520, 520), "Save animation",
-             {"filename_prefix": "stable_pose/animation", "fps": 1000 / SEQUENCE_FRAME_MS, "lossless": False,
-              "quality": 90}, {"images": "decode.IMAGE"}),
+        Node(
+            "save",
+            "SaveImage",
+            (1300, 80),
+            (520, 420),
+            "Save frames",
+            {"filename_prefix": "stable_pose/frames"},
+            {"images": "decode.IMAGE"},
+        ),
+        Node(
+            "animation",
+            "SaveAnimatedWEBP",
+            (1300, 600),
+            (520, 520),
+            "Save animation",
+            {
+                "filename_prefix": "stable_pose/animation",
+                "fps": 1000 / SEQUENCE_FRAME_MS,
+                "lossless": False,
+                "quality": 90,
+            },
+            {"images": "decode.IMAGE"},
+        ),
         note("note", (-420, 100), (380, 760), text),
     )
     groups = (
@@ -296,17 +405,51 @@ self-attention per ViT layer (left the latent grid, right the ViT patch grid).
 """
     nodes = (
         Node("photo", "LoadImage", (40, 100), (340, 460), "Photo", {"image": PHOTO}),
-        Node("extract", "OpenPoseExtract", (440, 100), (340, 110), widgets={"backend": "mediapipe"},
-             links={"image": "photo.IMAGE"}),
+        Node(
+            "extract",
+            "OpenPoseExtract",
+            (440, 100),
+            (340, 110),
+            widgets={"backend": "mediapipe"},
+            links={"image": "photo.IMAGE"},
+        ),
         Node("masks", "PoseMaskPreview", (440, 290), (340, 250), links={"pose_image": "extract.pose_image"}),
-        Node("overlay", "ImageBlend", (440, 620), (340, 130), "Pose over photo",
-             {"blend_factor": 1.0, "blend_mode": "screen"}, {"image1": "photo.IMAGE", "image2": "extract.pose_image"}),
-        Node("save_pose", "SaveImage", (840, 100), (420, 470), "Pose", {"filename_prefix": "stable_pose/pose"},
-             {"images": "extract.pose_image"}),
-        Node("save_overlay", "SaveImage", (1300, 100), (420, 470), "Pose over photo",
-             {"filename_prefix": "stable_pose/pose_over_photo"}, {"images": "overlay.IMAGE"}),
-        Node("save_masks", "SaveImage", (840, 650), (880, 360), "Mask preview",
-             {"filename_prefix": "stable_pose/mask_preview"}, {"images": "masks.preview"}),
+        Node(
+            "overlay",
+            "ImageBlend",
+            (440, 620),
+            (340, 130),
+            "Pose over photo",
+            {"blend_factor": 1.0, "blend_mode": "screen"},
+            {"image1": "photo.IMAGE", "image2": "extract.pose_image"},
+        ),
+        Node(
+            "save_pose",
+            "SaveImage",
+            (840, 100),
+            (420, 470),
+            "Pose",
+            {"filename_prefix": "stable_pose/pose"},
+            {"images": "extract.pose_image"},
+        ),
+        Node(
+            "save_overlay",
+            "SaveImage",
+            (1300, 100),
+            (420, 470),
+            "Pose over photo",
+            {"filename_prefix": "stable_pose/pose_over_photo"},
+            {"images": "overlay.IMAGE"},
+        ),
+        Node(
+            "save_masks",
+            "SaveImage",
+            (840, 650),
+            (880, 360),
+            "Mask preview",
+            {"filename_prefix": "stable_pose/mask_preview"},
+            {"images": "masks.preview"},
+        ),
         note("note", (-420, 100), (380, 560), text),
     )
     groups = (
@@ -398,8 +541,16 @@ class WorkflowBuilder:
                     raise ValueError(f"{source_key} ({by_key[source_key].type}) has no output {output_name!r}: {names}")
                 source_slot = names.index(output_name)
                 socket.link = len(links) + 1
-                links.append([socket.link, ids[source_key], source_slot, ids[node.key], slot_index,
-                              outputs[source_key][source_slot][1]])
+                links.append(
+                    [
+                        socket.link,
+                        ids[source_key],
+                        source_slot,
+                        ids[node.key],
+                        slot_index,
+                        outputs[source_key][source_slot][1],
+                    ]
+                )
                 out_links.setdefault((source_key, source_slot), []).append(socket.link)
         order = _execution_order(spec.nodes, ids)
         nodes = []
@@ -480,8 +631,14 @@ def _group_json(index: int, group: Group, nodes: dict[str, Node]) -> dict[str, A
     top = min(node.pos[1] for node in members) - TITLE_HEIGHT - GROUP_TITLE
     right = max(node.pos[0] + node.size[0] for node in members) + GROUP_PADDING
     bottom = max(node.pos[1] + node.size[1] for node in members) + GROUP_PADDING
-    return {"id": index, "title": group.title, "bounding": [left, top, right - left, bottom - top],
-            "color": GROUP_COLOR, "font_size": 24, "flags": {}}
+    return {
+        "id": index,
+        "title": group.title,
+        "bounding": [left, top, right - left, bottom - top],
+        "color": GROUP_COLOR,
+        "font_size": 24,
+        "flags": {},
+    }
 
 
 def build_workflows(host: ComfyHost) -> dict[str, dict[str, Any]]:
@@ -497,20 +654,31 @@ def workflow_text(workflow: dict[str, Any]) -> str:
 # ----- sample inputs -----
 
 
-def _figure(arms: tuple[float, float], elbows: tuple[float, float], legs: tuple[float, float],
-            knees: tuple[float, float]) -> PoseKeypoints:
+def _figure(
+    arms: tuple[float, float], elbows: tuple[float, float], legs: tuple[float, float], knees: tuple[float, float]
+) -> PoseKeypoints:
     """A front-facing person on a 512 × 768 canvas. Angles in degrees from straight down, positive away from the
     body; pairs are (the person's left, right); the person's left is on the image's right."""
     centre = POSE_SIZE[0] / 2
-    joints = {"nose": (centre, 190), "left_eye": (centre + 11, 178), "right_eye": (centre - 11, 178),
-              "left_ear": (centre + 25, 186), "right_ear": (centre - 25, 186)}
+    joints = {
+        "nose": (centre, 190),
+        "left_eye": (centre + 11, 178),
+        "right_eye": (centre - 11, 178),
+        "left_ear": (centre + 25, 186),
+        "right_ear": (centre - 25, 186),
+    }
     for side, sign, index in (("left", 1, 0), ("right", -1, 1)):
         shoulder, hip = (centre + 60 * sign, 265), (centre + 40 * sign, 455)
         elbow = _limb(shoulder, arms[index], 115, sign)
         knee = _limb(hip, legs[index], 130, sign)
-        joints |= {f"{side}_shoulder": shoulder, f"{side}_elbow": elbow,
-                   f"{side}_wrist": _limb(elbow, elbows[index], 105, sign),
-                   f"{side}_hip": hip, f"{side}_knee": knee, f"{side}_ankle": _limb(knee, knees[index], 130, sign)}
+        joints |= {
+            f"{side}_shoulder": shoulder,
+            f"{side}_elbow": elbow,
+            f"{side}_wrist": _limb(elbow, elbows[index], 105, sign),
+            f"{side}_hip": hip,
+            f"{side}_knee": knee,
+            f"{side}_ankle": _limb(knee, knees[index], 130, sign),
+        }
     points = np.array([[*joints[name], 1.0] for name in COCO17_NAMES], np.float32)
     return PoseKeypoints(points[None], *POSE_SIZE)
 
@@ -548,8 +716,17 @@ class SampleImage:
         if not self.lossless:
             first.save(buffer, format="JPEG", quality=90, optimize=True)
         elif rest:
-            first.save(buffer, format="WEBP", save_all=True, append_images=rest, duration=SEQUENCE_FRAME_MS, loop=0,
-                       lossless=True, quality=100, method=6)
+            first.save(
+                buffer,
+                format="WEBP",
+                save_all=True,
+                append_images=rest,
+                duration=SEQUENCE_FRAME_MS,
+                loop=0,
+                lossless=True,
+                quality=100,
+                method=6,
+            )
         else:
             first.save(buffer, format="PNG", optimize=True)
         return buffer.getvalue()

@@ -130,19 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", type=Path, help="folder LoadImage reads from (default: the workflow's folder)")
     models = parser.add_mutually_exclusive_group()
     models.add_argument("--models", type=Path, help="models folder (ComfyUI layout) searched before ComfyUI's own")
-    models.add_argument("--test-models", action="store_true",
-                        help=f"use the random-weight test models in {TEST_MODELS_DIR} (built if missing)")
-    parser.add_argument("--set", action="append", default=[], metavar="[NODE.]WIDGET=VALUE", dest="overrides",
-                        help="change a widget before running; NODE is a node id, title or type (default: every node "
-                        "with that widget); VALUE is JSON if it parses, else text. Repeatable.")
+    models.add_argument(
+        "--test-models",
+        action="store_true",
+        help=f"use the random-weight test models in {TEST_MODELS_DIR} (built if missing)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[NODE.]WIDGET=VALUE",
+        dest="overrides",
+        help="change a widget before running; NODE is a node id, title or type (default: every node "
+        "with that widget); VALUE is JSON if it parses, else text. Repeatable.",
+    )
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even if torch sees a GPU")
     parser.add_argument("--verbose", action="store_true", help="show ComfyUI's whole log, start-up warnings included")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s")
     logging.getLogger("stable_pose").setLevel(logging.INFO)  # the pack's own messages always show
     if not args.workflow.is_file():
-        print(f"workflow {args.workflow} not found: pass the path of a workflow JSON (bundled ones are in workflows/)",
-              file=sys.stderr)
+        print(
+            f"workflow {args.workflow} not found: pass the path of a workflow JSON (bundled ones are in workflows/)",
+            file=sys.stderr,
+        )
         return 2
     models_dir = args.models
     if args.test_models:

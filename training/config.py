@@ -32,35 +32,44 @@ class TrainConfig:
 
     # model
     base_model: str = _opt(
-        "", "SD1.5 checkpoint (.safetensors/.ckpt, as ComfyUI loads it); 'tiny' builds a small random "
-        "SD-shaped model for smoke tests", "model")
+        "",
+        "SD1.5 checkpoint (.safetensors/.ckpt, as ComfyUI loads it); 'tiny' builds a small random "
+        "SD-shaped model for smoke tests",
+        "model",
+    )
     init_adapter: str = _opt(
-        "", "start from this adapter (.safetensors/.pth/.ckpt) instead of the UNet-encoder initialisation",
-        "model")
-    sd_locked: bool = _opt(True, "keep the UNet decoder frozen (official sd_locked); --no-sd-locked trains "
-                           "the decoder too and saves it beside the adapter", "model")
+        "", "start from this adapter (.safetensors/.pth/.ckpt) instead of the UNet-encoder initialisation", "model"
+    )
+    sd_locked: bool = _opt(
+        True,
+        "keep the UNet decoder frozen (official sd_locked); --no-sd-locked trains "
+        "the decoder too and saves it beside the adapter",
+        "model",
+    )
     # data
-    data: str = _opt("", "dataset: a folder (images + COCO keypoints) or a Human-Art/HumanSD mapping .json",
-                     "data")
+    data: str = _opt("", "dataset: a folder (images + COCO keypoints) or a Human-Art/HumanSD mapping .json", "data")
     data_format: str = _opt("auto", "dataset layout", "data", DATA_FORMATS)
-    data_root: str = _opt("", "base folder the Human-Art mapping's paths are relative to (default: the "
-                          "mapping file's folder)", "data")
+    data_root: str = _opt(
+        "", "base folder the Human-Art mapping's paths are relative to (default: the mapping file's folder)", "data"
+    )
     captions: str = _opt("", "captions file for a folder dataset (.json {file: caption} or .jsonl)", "data")
     resolution: int = _opt(512, "training size in px (square, multiple of 64)", "data")
-    augment: bool = _opt(True, "official augmentation (flip, rotate, crop, colour); off = resize + centre crop",
-                         "data")
+    augment: bool = _opt(True, "official augmentation (flip, rotate, crop, colour); off = resize + centre crop", "data")
     num_workers: int = _opt(4, "data-loader worker processes", "data")
     # recipe
     lr: float = _opt(1e-5, "AdamW learning rate (official)", "recipe")
-    scale_lr: bool = _opt(False, "multiply lr by batch size × accumulation × processes (official --scale_lr)",
-                          "recipe")
+    scale_lr: bool = _opt(False, "multiply lr by batch size × accumulation × processes (official --scale_lr)", "recipe")
     weight_decay: float = _opt(0.01, "AdamW weight decay (torch default, as the official optimizer)", "recipe")
     lr_warmup_steps: int = _opt(0, "linear learning-rate warm-up steps (official: none)", "recipe")
     max_grad_norm: float = _opt(0.0, "clip the gradient norm to this (0 = off, official)", "recipe")
     alpha: float = _opt(5.0, "loss weight α of the pose region: loss·mask·α + loss·(1-mask)", "recipe")
     caption_dropout: float = _opt(0.5, "probability of training a sample with the empty caption", "recipe")
-    mask_schedule: str = _opt("released", "PMSA masks: 'released' as the official get_input, 'paper' as "
-                              "described in the paper", "recipe", MASK_SCHEDULES)
+    mask_schedule: str = _opt(
+        "released",
+        "PMSA masks: 'released' as the official get_input, 'paper' as described in the paper",
+        "recipe",
+        MASK_SCHEDULES,
+    )
     # schedule
     max_steps: int = _opt(0, "optimizer steps to train (0 = use --epochs)", "schedule")
     epochs: int = _opt(1, "passes over the dataset when --max-steps is 0", "schedule")
@@ -68,27 +77,37 @@ class TrainConfig:
     grad_accum: int = _opt(4, "micro-batches per optimizer step", "schedule")
     seed: int = _opt(23, "seed of noise, timesteps, augmentation, shuffling (official default 23)", "schedule")
     # performance
-    precision: str = _opt("auto", "compute precision; 'auto' = bf16 where supported, else fp16 on CUDA, fp32 "
-                          "on CPU", "performance", PRECISIONS)
+    precision: str = _opt(
+        "auto",
+        "compute precision; 'auto' = bf16 where supported, else fp16 on CUDA, fp32 on CPU",
+        "performance",
+        PRECISIONS,
+    )
     gradient_checkpointing: bool = _opt(True, "recompute adapter activations in the backward pass", "performance")
-    checkpoint_decoder: bool = _opt(False, "also recompute the UNet decoder's activations (saves memory at "
-                                    "higher resolutions or batch sizes, costs time)", "performance")
+    checkpoint_decoder: bool = _opt(
+        False,
+        "also recompute the UNet decoder's activations (saves memory at higher resolutions or batch sizes, costs time)",
+        "performance",
+    )
     # output
-    output_dir: str = _opt("output/stable_pose_training", "run folder: checkpoints, adapters, samples, logs",
-                           "output")
-    save_every: int = _opt(1000, "save a resumable checkpoint and an adapter every N steps (0 = only at the "
-                           "end)", "output")
-    keep_checkpoints: int = _opt(2, "newest resumable checkpoints kept, older ones deleted (0 = keep all; "
-                                 "adapters are always kept)", "output")
+    output_dir: str = _opt("output/stable_pose_training", "run folder: checkpoints, adapters, samples, logs", "output")
+    save_every: int = _opt(
+        1000, "save a resumable checkpoint and an adapter every N steps (0 = only at the end)", "output"
+    )
+    keep_checkpoints: int = _opt(
+        2, "newest resumable checkpoints kept, older ones deleted (0 = keep all; adapters are always kept)", "output"
+    )
     sample_every: int = _opt(500, "write a pose | generated sample grid every N steps (0 = never)", "output")
     num_samples: int = _opt(4, "rows of a sample grid", "output")
     sample_steps: int = _opt(20, "DDIM steps of the sample grids", "output")
     sample_cfg: float = _opt(7.5, "classifier-free guidance scale of the sample grids", "output")
     log_every: int = _opt(10, "log the loss to log.csv (and TensorBoard when installed) every N steps", "output")
-    resume: str = _opt("", "continue a run: 'latest' (newest checkpoint in --output-dir) or a checkpoint folder",
-                       "output")
-    stop_after: int = _opt(0, "save a checkpoint and exit after N steps of this invocation (time-sliced jobs)",
-                           "output")
+    resume: str = _opt(
+        "", "continue a run: 'latest' (newest checkpoint in --output-dir) or a checkpoint folder", "output"
+    )
+    stop_after: int = _opt(
+        0, "save a checkpoint and exit after N steps of this invocation (time-sliced jobs)", "output"
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -99,8 +118,16 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("max_steps", "save_every", "sample_every", "log_every", "keep_checkpoints", "stop_after",
-                     "num_workers", "lr_warmup_steps"):
+        for name in (
+            "max_steps",
+            "save_every",
+            "sample_every",
+            "log_every",
+            "keep_checkpoints",
+            "stop_after",
+            "num_workers",
+            "lr_warmup_steps",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.resolution % 64:

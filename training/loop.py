@@ -50,8 +50,16 @@ log = logging.getLogger("stable_pose.training")
 
 LOG_COLUMNS = ("step", "epoch", "loss", "lr", "steps_per_s", "samples_per_s", "skipped", "peak_mem_gb", "elapsed_s")
 # Architecture fields an --init-adapter must share with the base UNet.
-LAYOUT_FIELDS = ("in_channels", "model_channels", "channel_mult", "num_res_blocks", "attention_levels",
-                 "transformer_depth", "context_dim", "use_linear_in_transformer")
+LAYOUT_FIELDS = (
+    "in_channels",
+    "model_channels",
+    "channel_mult",
+    "num_res_blocks",
+    "attention_levels",
+    "transformer_depth",
+    "context_dim",
+    "use_linear_in_transformer",
+)
 
 
 def mixed_precision(precision: str) -> str:
@@ -160,16 +168,18 @@ class StopFlag:
 def export_adapter(path: Path, adapter: StablePoseAdapter, cfg: TrainConfig, step: int) -> None:
     """Adapter-only ``.safetensors`` with the training provenance in its metadata."""
     metadata = {
-        "stable_pose_training": json.dumps({
-            "step": step,
-            "base_model": Path(cfg.base_model).name,
-            "mask_schedule": cfg.mask_schedule,
-            "resolution": cfg.resolution,
-            "lr": cfg.lr,
-            "alpha": cfg.alpha,
-            "caption_dropout": cfg.caption_dropout,
-            "sd_locked": cfg.sd_locked,
-        }),
+        "stable_pose_training": json.dumps(
+            {
+                "step": step,
+                "base_model": Path(cfg.base_model).name,
+                "mask_schedule": cfg.mask_schedule,
+                "resolution": cfg.resolution,
+                "lr": cfg.lr,
+                "alpha": cfg.alpha,
+                "caption_dropout": cfg.caption_dropout,
+                "sd_locked": cfg.sd_locked,
+            }
+        ),
     }
     save_adapter(path, adapter, metadata=metadata)
 
@@ -240,7 +250,11 @@ def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
     unet_dtype, vae_dtype = frozen_dtypes(mixed)
     sd.freeze().place(device, unet_dtype, vae_dtype)
     trainer = StablePoseTrainer(
-        adapter, sd.unet, cfg.alpha, cfg.mask_schedule, train_decoder=not cfg.sd_locked,
+        adapter,
+        sd.unet,
+        cfg.alpha,
+        cfg.mask_schedule,
+        train_decoder=not cfg.sd_locked,
         checkpoint_decoder=cfg.checkpoint_decoder,
     )
     if trainer.decoder is not None:  # official sd_locked=False: output blocks + out are trained, in float32
@@ -266,8 +280,12 @@ def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
     dataset = PoseDataset(index.records, cfg.resolution, cfg.augment, cfg.caption_dropout, cfg.seed)
     sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world, start=step * cfg.grad_accum)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
-        pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.num_workers > 0,
     )
     max_steps = cfg.max_steps or max(1, cfg.epochs * sampler.batches_per_epoch // cfg.grad_accum)
     previews = _preview_samples(index.records, cfg) if accelerator.is_main_process and cfg.sample_every else []
@@ -277,9 +295,14 @@ def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
 
     def trainer_state() -> dict:
         return {
-            "step": step, "micro_batches": step * cfg.grad_accum, "world_size": world,
-            "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "dataset_size": len(index.records),
-            "skipped": dict(skipped), "config": cfg.to_dict(),
+            "step": step,
+            "micro_batches": step * cfg.grad_accum,
+            "world_size": world,
+            "batch_size": cfg.batch_size,
+            "grad_accum": cfg.grad_accum,
+            "dataset_size": len(index.records),
+            "skipped": dict(skipped),
+            "config": cfg.to_dict(),
         }
 
     def save(name: str) -> None:
@@ -332,10 +355,14 @@ def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
                     rate = (step - mark[1]) / max(now - mark[0], 1e-9)
                     mark = (now, step)
                     row = {
-                        "step": step, "epoch": f"{micro / sampler.batches_per_epoch:.3f}", "loss": f"{mean_loss:.6f}",
-                        "lr": f"{scheduler.get_last_lr()[0]:.3e}", "steps_per_s": f"{rate:.4f}",
+                        "step": step,
+                        "epoch": f"{micro / sampler.batches_per_epoch:.3f}",
+                        "loss": f"{mean_loss:.6f}",
+                        "lr": f"{scheduler.get_last_lr()[0]:.3e}",
+                        "steps_per_s": f"{rate:.4f}",
                         "samples_per_s": f"{rate * cfg.batch_size * cfg.grad_accum * world:.3f}",
-                        "skipped": sum(skipped.values()), "peak_mem_gb": f"{peak_memory_gb(device):.3f}",
+                        "skipped": sum(skipped.values()),
+                        "peak_mem_gb": f"{peak_memory_gb(device):.3f}",
                         "elapsed_s": f"{now - started:.1f}",
                     }
                     csv_log.write(row)
@@ -343,8 +370,9 @@ def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
                         tensorboard.add_scalar("train/loss", mean_loss, step)
                         tensorboard.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
             if cfg.sample_every and step % cfg.sample_every == 0 and accelerator.is_main_process:
-                _write_samples(run_dir / "samples" / f"step-{step:08d}.png", unwrapped.adapter, sd, previews, cfg,
-                               accelerator)
+                _write_samples(
+                    run_dir / "samples" / f"step-{step:08d}.png", unwrapped.adapter, sd, previews, cfg, accelerator
+                )
             if cfg.save_every and step % cfg.save_every == 0 and step < max_steps:
                 save(f"step-{step:08d}")
             requested = stop.requested or (cfg.stop_after and step - start_step >= cfg.stop_after)
@@ -386,8 +414,14 @@ def _preview_samples(records: list, cfg: TrainConfig) -> list[dict]:
     return found
 
 
-def _write_samples(path: Path, adapter: StablePoseAdapter, sd: SDComponents, previews: list[dict], cfg: TrainConfig,
-                   accelerator: Accelerator) -> None:
+def _write_samples(
+    path: Path,
+    adapter: StablePoseAdapter,
+    sd: SDComponents,
+    previews: list[dict],
+    cfg: TrainConfig,
+    accelerator: Accelerator,
+) -> None:
     device = accelerator.device
     was_training = adapter.training
     adapter.eval()
@@ -401,4 +435,3 @@ def _write_samples(path: Path, adapter: StablePoseAdapter, sd: SDComponents, pre
     adapter.train(was_training)
     if poses:
         save_grid(path, torch.cat(poses), torch.cat(images))
-

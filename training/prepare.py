@@ -102,18 +102,35 @@ def prepare(
             _place(path, output_dir / relative, link)
             caption = lookup(path)
             counts["no caption"] += caption is None
-            entries.append({"id": image_id, "file_name": relative.as_posix(), "width": pose.width,
-                            "height": pose.height, "caption": caption or ""})
+            entries.append(
+                {
+                    "id": image_id,
+                    "file_name": relative.as_posix(),
+                    "width": pose.width,
+                    "height": pose.height,
+                    "caption": caption or "",
+                }
+            )
             for person, visible in zip(pose.keypoints, pose.visible, strict=True):
-                annotations.append({
-                    "id": len(annotations), "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                    "num_keypoints": int(visible.sum()), "keypoints": [round(float(v), 3) for v in person.ravel()],
-                })
+                annotations.append(
+                    {
+                        "id": len(annotations),
+                        "image_id": image_id,
+                        "category_id": 1,
+                        "iscrowd": 0,
+                        "num_keypoints": int(visible.sum()),
+                        "keypoints": [round(float(v), 3) for v in person.ravel()],
+                    }
+                )
             counts["kept"] += 1
     finally:
         detector.close()
-    category = {"id": 1, "name": "person", "keypoints": list(COCO17_NAMES),
-                "skeleton": [[a + 1, b + 1] for a, b in COCO17_LIMBS]}  # COCO's skeleton is 1-based
+    category = {
+        "id": 1,
+        "name": "person",
+        "keypoints": list(COCO17_NAMES),
+        "skeleton": [[a + 1, b + 1] for a, b in COCO17_LIMBS],
+    }  # COCO's skeleton is 1-based
     coco = {"images": entries, "annotations": annotations, "categories": [category]}
     output_dir.mkdir(parents=True, exist_ok=True)
     tmp = output_dir / ".keypoints.json.tmp"
@@ -126,24 +143,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", type=Path, help="folder of images (searched recursively)")
     parser.add_argument("output", type=Path, help="dataset folder to write")
-    parser.add_argument("--captions", type=Path, help="captions file ({file: caption} .json or .jsonl); "
-                        "default: a .txt beside each image")
-    parser.add_argument("--backend", default="", help="pose detector: mediapipe, dwpose or openpose "
-                        "(default: the first available)")
-    parser.add_argument("--weights-dir", action="append", default=[], help="folder with detector weights "
-                        "(repeatable)")
+    parser.add_argument(
+        "--captions",
+        type=Path,
+        help="captions file ({file: caption} .json or .jsonl); default: a .txt beside each image",
+    )
+    parser.add_argument(
+        "--backend", default="", help="pose detector: mediapipe, dwpose or openpose (default: the first available)"
+    )
+    parser.add_argument("--weights-dir", action="append", default=[], help="folder with detector weights (repeatable)")
     parser.add_argument("--link", action="store_true", help="symlink the images instead of copying them")
     parser.add_argument("--device", default="cpu", help="device of the detector (dwpose/openpose)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        counts = prepare(args.images, args.output, args.captions, args.backend, args.weights_dir, args.link,
-                         args.device)
+        counts = prepare(
+            args.images, args.output, args.captions, args.backend, args.weights_dir, args.link, args.device
+        )
     except (DatasetError, RuntimeError, ValueError) as error:
         log.error("%s", error)
         return 2
-    print(f"{args.output}: {counts['kept']} images with people; left out: {counts['no person']} without a "
-          f"person, {counts['unreadable']} unreadable; {counts['no caption']} without a caption")
+    print(
+        f"{args.output}: {counts['kept']} images with people; left out: {counts['no person']} without a "
+        f"person, {counts['unreadable']} unreadable; {counts['no caption']} without a caption"
+    )
     return 0 if counts["kept"] else 1
 
 

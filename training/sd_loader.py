@@ -86,8 +86,7 @@ class SDComponents:
     def encode_text(self, captions: list[str]) -> torch.Tensor:
         """(B, 77, D) last-layer hidden states; long captions are cut to 77 tokens as the official encoder."""
         token_ids = [
-            [token for token, _weight in self.tokenizer.tokenize_with_weights(escape_caption(c))[0]]
-            for c in captions
+            [token for token, _weight in self.tokenizer.tokenize_with_weights(escape_caption(c))[0]] for c in captions
         ]
         return self.text_encoder(token_ids)[0]
 
