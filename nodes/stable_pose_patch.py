@@ -23,7 +23,7 @@ import comfy.utils
 import torch
 
 from ..stablepose_core.adapter import StablePoseAdapter, control_dict
-from ..stablepose_core.masks import MaskSettings, assemble_masks, pose_region_masks
+from ..stablepose_core.masks import MaskSettings, assemble_masks
 
 UPSCALE_METHOD = "nearest-exact"  # how ComfyUI's ControlNet resizes hints
 
@@ -107,7 +107,5 @@ class StablePosePatch:
             height, width = x.shape[-2] * 8, x.shape[-1] * 8
             pose = self.pose_images.movedim(-1, 1).to(x.device, torch.float32)
             pose = comfy.utils.common_upscale(pose, width, height, UPSCALE_METHOD, "center") * 2.0 - 1.0
-            s = self.settings
-            regions = pose_region_masks(pose, s.kernels, s.sigma, s.threshold, exact_roundoff=s.exact_roundoff)
-            self._cache = (key, self.adapter.encode_pose(pose), regions)
+            self._cache = (key, self.adapter.encode_pose(pose), self.settings.pose_regions(pose))
         return self._cache[1], self._cache[2]

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .pmsa import PMSAViT, token_masks
+from .row_groups import RowGroups
 from .unet_blocks import (
     Downsample,
     GroupNorm32,
@@ -95,6 +96,8 @@ class AttnResBlock(nn.Module):
     """The inject-layer block: conv + time embedding -> PMSA ViT -> GroupNorm -> + conv(pose features) -> zero conv.
 
     Official ``AttnResBlock``: ``in_layers`` and ``out_layers`` have no normalisation (Identity at index 0).
+    ``conv(pose features)`` does not depend on the timestep, so it is :meth:`pose_term`, computed once per
+    sampling by :meth:`StablePoseAdapter.encode_pose` and passed to :meth:`forward`.
     """
 
     takes_pose = True
@@ -121,11 +124,17 @@ class AttnResBlock(nn.Module):
         self.cond_conv = ops.Conv2d(cond_channels, out_channels, 3, padding=1)
         self.skip_connection = nn.Identity() if out_channels == channels else ops.Conv2d(channels, out_channels, 1)
 
+    def pose_term(self, pose_features: torch.Tensor) -> torch.Tensor:
+        """The block's timestep-independent input: ``cond_conv`` of the pose feature extractor's output."""
+        return self.cond_conv(pose_features)
+
     def forward(
-        self, x: torch.Tensor, emb: torch.Tensor, pose_features: torch.Tensor, layer_tokens_in: torch.Tensor | None
+        self, x: torch.Tensor, emb: torch.Tensor, pose_term: torch.Tensor, layer_tokens_in: torch.Tensor | None
     ) -> torch.Tensor:
-        h = self.in_layers(x) + self.emb_layers(emb).type(x.dtype)[..., None, None]
-        h = self.norm(self.attn_layer(h, layer_tokens_in)) + self.cond_conv(pose_features)
+        groups = RowGroups.of(x, emb)  # cond/uncond rows of one latent: computed once up to where masks differ
+        rows_x, rows_emb = (x, emb) if groups is None else (groups.pick(x), groups.pick(emb))
+        h = self.in_layers(rows_x) + self.emb_layers(rows_emb).type(x.dtype)[..., None, None]
+        h = self.norm(self.attn_layer(h, layer_tokens_in, groups)) + pose_term
         return self.skip_connection(x) + self.out_layers(h)
 
 
@@ -203,8 +212,11 @@ class StablePoseAdapter(nn.Module):
         return self.compute_dtype or self.input_blocks[0][0].weight.dtype
 
     def encode_pose(self, pose_image: torch.Tensor) -> list[torch.Tensor]:
-        """Timestep-independent pose features; compute once per sampling and pass as ``pose_features``."""
-        return self.feature_extractor(pose_image.to(self.dtype))
+        """The timestep-independent pose inputs of the inject blocks (pose features through each block's
+        ``cond_conv``); compute once per sampling and pass as ``pose_features``."""
+        features = self.feature_extractor(pose_image.to(self.dtype))
+        blocks = [self.input_blocks[index][0] for index in self.config.inject_layers]
+        return [block.pose_term(feature) for block, feature in zip(blocks, features, strict=True)]
 
     def forward(
         self,

@@ -67,6 +67,11 @@ class MaskSettings:
         """Only the released training test ``> -1`` depends on float roundoff; reproduce it there."""
         return self.schedule == "released_train"
 
+    def pose_regions(self, pose_image: torch.Tensor, kernels: tuple[int, ...] | None = None) -> torch.Tensor:
+        """:func:`pose_region_masks` with these settings (all kernels unless ``kernels`` is given)."""
+        kernels = self.kernels if kernels is None else kernels
+        return pose_region_masks(pose_image, kernels, self.sigma, self.threshold, self.exact_roundoff)
+
 
 def gaussian_kernel1d(size: int, sigma: float) -> torch.Tensor:
     """The normalised 1-D Gaussian torchvision's ``GaussianBlur`` uses (float32)."""
@@ -133,10 +138,7 @@ def pmsa_masks(pose_image: torch.Tensor, is_uncond: torch.Tensor, settings: Mask
 
     ``is_uncond``: (B,) bool, True for rows sampled with the negative/empty prompt.
     """
-    regions = pose_region_masks(
-        pose_image, settings.kernels, settings.sigma, settings.threshold, exact_roundoff=settings.exact_roundoff
-    )
-    return assemble_masks(regions, is_uncond, settings)
+    return assemble_masks(settings.pose_regions(pose_image), is_uncond, settings)
 
 
 def assemble_masks(regions: torch.Tensor, is_uncond: torch.Tensor, settings: MaskSettings) -> torch.Tensor:
@@ -156,10 +158,7 @@ def assemble_masks(regions: torch.Tensor, is_uncond: torch.Tensor, settings: Mas
 def training_loss_mask(pose_image: torch.Tensor, settings: MaskSettings | None = None) -> torch.Tensor:
     """(B, 1, H/8, W/8) float fine mask (last kernel) for the α-weighted loss of official ``p_losses``."""
     settings = settings or MaskSettings.released_train()
-    fine = pose_region_masks(
-        pose_image, settings.kernels[-1:], settings.sigma, settings.threshold, exact_roundoff=settings.exact_roundoff
-    )[0]
-    return fine[:, None].float()
+    return settings.pose_regions(pose_image, settings.kernels[-1:])[0, :, None].float()
 
 
 def _check_pose_image(pose_image: torch.Tensor) -> None:

@@ -19,10 +19,13 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .row_groups import RowGroups
 from .unet_blocks import Ops
 
-# Above this many logits per call, attention is evaluated in query blocks (two passes: global min, output).
-_MAX_DENSE_LOGITS = 1 << 26
+
+def _min_search_block(device: torch.device) -> int:
+    """Logits per block when searching a call's minimum logit: cache-sized on CPU, large on accelerators."""
+    return 1 << 21 if device.type == "cpu" else 1 << 26
 
 
 def posemb_sincos_2d(h: int, w: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -46,38 +49,85 @@ def token_masks(masks: torch.Tensor, patch: int) -> torch.Tensor:
     return patch_grid_masks(masks, patch).flatten(-2)
 
 
-def min_filled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens_in: torch.Tensor) -> torch.Tensor:
+def min_filled_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens_in: torch.Tensor, fill: torch.Tensor | None = None
+) -> torch.Tensor:
     """Softmax attention where pair (i, j) is allowed iff ``tokens_in[i] or tokens_in[j]``.
 
-    q, k, v: (B, H, N, d) with q already scaled; tokens_in: (B, N) bool. Disallowed logits are replaced by
-    the global minimum of all logits of the call, as the released PMSA does; the allowed-pair mask is a
-    broadcast of two (B, N) vectors, never a materialised (B, N, N) tensor.
+    q, k, v: (B, H, N, d) with q already scaled; tokens_in: (B, N) bool. As in the released PMSA, a disallowed
+    logit is replaced by the minimum ``m`` of all logits of the call (a constant: the release detaches it);
+    ``fill`` gives ``m`` when it is already known (:func:`min_logit` of the call's distinct rows).
+
+    Evaluated exactly without filling a (B, H, N, N) tensor: a query in the mask may attend every key, so it is
+    plain attention; a query outside the mask sees the in-mask keys plus ``n_out`` keys of logit ``m``, which
+    together weigh as one virtual key of logit ``m + log n_out`` whose value is the mean of the out-of-mask
+    values. Rows whose mask covers every token are plain attention. The cost is the search for ``m`` (a blocked
+    matmul, never stored whole) plus attention over in-mask queries × all keys and the rest × in-mask keys.
     """
-    n = q.shape[-2]
-    if bool(tokens_in.all()):
+    full = tokens_in.all(-1)
+    if bool(full.all()):
         return F.scaled_dot_product_attention(q, k, v, scale=1.0)
-    rows = tokens_in[:, None, :, None]
-    cols = tokens_in[:, None, None, :]
-    block = max(1, _MAX_DENSE_LOGITS // max(1, q.shape[0] * q.shape[1] * n))
-    if block >= n:
-        return _filled_softmax_block(q @ k.transpose(-1, -2), None, rows, cols, v)
-    kt = k.transpose(-1, -2)
-    global_min = torch.stack([(q[:, :, s : s + block] @ kt).detach().amin() for s in range(0, n, block)]).amin()
-    return torch.cat(
-        [
-            _filled_softmax_block(q[:, :, s : s + block] @ kt, global_min, rows[:, :, s : s + block], cols, v)
-            for s in range(0, n, block)
-        ],
-        dim=2,
-    )
+    fill = min_logit(q, k) if fill is None else fill
+    if not bool(full.any()):
+        return _masked_rows_attention(q, k, v, tokens_in, fill)
+    out = torch.empty_like(q)
+    out[full] = F.scaled_dot_product_attention(q[full], k[full], v[full], scale=1.0)
+    out[~full] = _masked_rows_attention(q[~full], k[~full], v[~full], tokens_in[~full], fill)
+    return out
 
 
-def _filled_softmax_block(
-    logits: torch.Tensor, fill: torch.Tensor | None, rows: torch.Tensor, cols: torch.Tensor, v: torch.Tensor
+def min_logit(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``(q @ kᵀ).min()`` over the whole call, detached, from blocks of queries written into one reused buffer."""
+    q, kt = q.detach(), k.detach().transpose(-1, -2)
+    n = q.shape[-2]
+    rows = min(n, max(1, _min_search_block(q.device) // (q.shape[0] * q.shape[1] * kt.shape[-1])))
+    buffer = q.new_empty(*q.shape[:-2], rows, kt.shape[-1])
+    minima = []
+    for start in range(0, n, rows):
+        block = q[..., start : start + rows, :]
+        logits = torch.matmul(block, kt, out=buffer) if block.shape[-2] == rows else block @ kt
+        minima.append(logits.amin())
+    return torch.stack(minima).amin()
+
+
+def _masked_rows_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens_in: torch.Tensor, fill: torch.Tensor
 ) -> torch.Tensor:
-    fill = logits.detach().amin() if fill is None else fill  # a constant, as the released .detach() makes it
-    logits.masked_fill_(~rows & ~cols, fill)  # (B, 1, n, N) broadcast over heads
-    return logits.softmax(dim=-1, dtype=torch.float32).to(v.dtype) @ v
+    """:func:`min_filled_attention` for rows with at least one token outside the mask."""
+    b, _, n, _ = q.shape
+    inside, inside_valid = _selected_first(tokens_in)
+    outside, outside_valid = _selected_first(~tokens_in)
+    n_out = (~tokens_in).sum(-1)
+    virtual_value = (v * (~tokens_in)[:, None, :, None]).sum(-2, keepdim=True) / n_out[:, None, None, None]
+    keys = torch.cat([_take(k, inside), k.new_zeros(b, k.shape[1], 1, k.shape[3])], dim=2)
+    values = torch.cat([_take(v, inside), virtual_value.to(v.dtype)], dim=2)
+    bias = torch.cat([torch.zeros_like(inside, dtype=torch.float32), (fill.float() + n_out.log())[:, None]], 1)
+    bias[:, :-1].masked_fill_(~inside_valid, float("-inf"))
+    result = q.new_zeros(q.shape[0], q.shape[1], n + 1, q.shape[3])  # slot n collects the padding
+    if inside.shape[1]:
+        attended = F.scaled_dot_product_attention(_take(q, inside), k, v, scale=1.0)
+        result = result.scatter(2, _expand_index(inside.where(inside_valid, n), q), attended)
+    mask = bias[:, None, None, :].to(q.dtype)
+    attended = F.scaled_dot_product_attention(_take(q, outside), keys, values, attn_mask=mask, scale=1.0)
+    result = result.scatter(2, _expand_index(outside.where(outside_valid, n), q), attended)
+    return result[:, :, :n]
+
+
+def _selected_first(selected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N) bool -> per row the selected token indices in order, padded to the widest row, and which are real."""
+    counts = selected.sum(-1)
+    order = torch.argsort(selected.to(torch.uint8), dim=-1, descending=True, stable=True)[:, : int(counts.max())]
+    valid = torch.arange(order.shape[1], device=order.device) < counts[:, None]
+    return order.where(valid, 0), valid
+
+
+def _expand_index(index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return index[:, None, :, None].expand(-1, like.shape[1], -1, like.shape[3])
+
+
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, H, N, d) gathered at (B, M) token indices -> (B, H, M, d)."""
+    return x.gather(2, _expand_index(index, x))
 
 
 class Attention(nn.Module):
@@ -89,12 +139,17 @@ class Attention(nn.Module):
         self.to_qkv = ops.Linear(dim, heads * dim_head * 3, bias=False)
         self.to_out = ops.Linear(heads * dim_head, dim, bias=False)
 
-    def forward(self, x: torch.Tensor, tokens_in: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, tokens_in: torch.Tensor | None, groups: RowGroups | None = None) -> torch.Tensor:
+        """x: (B, N, dim), or one row per group of ``groups`` whose masks differ (the result has all B rows)."""
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in self.to_qkv(self.norm(x)).chunk(3, -1))
         if tokens_in is None:
             out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        else:
+        elif groups is None:
             out = min_filled_attention(q * self.scale, k, v, tokens_in)
+        else:  # equal rows share their logits, hence the call's minimum
+            q = q * self.scale
+            fill = None if bool(tokens_in.all()) else min_logit(q, k)
+            out = min_filled_attention(groups.expand(q), groups.expand(k), groups.expand(v), tokens_in, fill)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -116,11 +171,19 @@ class Transformer(nn.Module):
             nn.ModuleList([Attention(dim, heads, dim_head, ops), FeedForward(dim, mlp_dim, ops)]) for _ in range(depth)
         )
 
-    def forward(self, x: torch.Tensor, layer_tokens_in: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, layer_tokens_in: torch.Tensor | None, groups: RowGroups | None = None
+    ) -> torch.Tensor:
+        """x: (B, N, dim), or one row per group of equal rows; rows are computed once until their masks differ."""
         for i, (attn, ff) in enumerate(self.layers):
-            x = attn(x, None if layer_tokens_in is None else layer_tokens_in[i]) + x
+            tokens_in = None if layer_tokens_in is None else layer_tokens_in[i]
+            if groups is not None and tokens_in is not None and not groups.uniform(tokens_in):
+                x = attn(x, tokens_in, groups) + groups.expand(x)
+                groups = None
+            else:
+                x = attn(x, tokens_in if groups is None or tokens_in is None else groups.pick(tokens_in)) + x
             x = ff(x) + x
-        return x
+        return x if groups is None else groups.expand(x)
 
 
 class PMSAViT(nn.Module):
@@ -151,8 +214,11 @@ class PMSAViT(nn.Module):
         self.transformer = Transformer(dim, depth, heads, dim_head or channels // heads, mlp_dim, ops)
         self.to_out = nn.Sequential(nn.Identity(), ops.Conv2d(reduced_channels, channels, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, layer_tokens_in: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, C, h, w); layer_tokens_in: (depth, B, tokens) bool from :func:`token_masks`, or None."""
+    def forward(
+        self, x: torch.Tensor, layer_tokens_in: torch.Tensor | None = None, groups: RowGroups | None = None
+    ) -> torch.Tensor:
+        """x: (B, C, h, w), or one row per group of ``groups``; layer_tokens_in: (depth, B, tokens) bool from
+        :func:`token_masks`, or None. Returns (B, C, h, w)."""
         _, _, h, w = x.shape
         p = self.patch
         gh, gw = -(-h // p), -(-w // p)
@@ -161,6 +227,6 @@ class PMSAViT(nn.Module):
         y = rearrange(y, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
         y = emb[4](emb[3](emb[2](y)))
         y = y + posemb_sincos_2d(gh, gw, self.dim).to(y.device, y.dtype)
-        y = self.transformer(y, layer_tokens_in)
+        y = self.transformer(y, layer_tokens_in, groups)
         y = rearrange(y, "b (h w) (p1 p2 c) -> b c (h p1) (w p2)", h=gh, p1=p, p2=p)
         return self.to_out[1](y[:, :, :h, :w])

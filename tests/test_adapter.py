@@ -6,6 +6,7 @@ import torch
 from stablepose_core import pmsa
 from stablepose_core.adapter import AdapterConfig, StablePoseAdapter, control_dict
 from stablepose_core.masks import MaskSettings, pmsa_masks
+from stablepose_core.row_groups import RowGroups
 from tools.reference_weights import sample_pose_image, seeded_state_dict
 
 SMALL = AdapterConfig(
@@ -89,18 +90,28 @@ def test_position_embedding_matches_the_official_formula_and_extends():
     torch.testing.assert_close(wide[y * 48 + x], expected)
 
 
-def test_min_filled_attention_blocks_equal_the_dense_path(monkeypatch):
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 50, 8, generator=g) for _ in range(3))
-    tokens_in = torch.rand(2, 50, generator=g) > 0.7
-    dense = pmsa.min_filled_attention(q, k, v, tokens_in)
-    monkeypatch.setattr(pmsa, "_MAX_DENSE_LOGITS", 2 * 3 * 50 * 7)
-    blocked = pmsa.min_filled_attention(q, k, v, tokens_in)
-    torch.testing.assert_close(blocked, dense)
+def naive_min_filled_attention(q, k, v, tokens_in):
+    """The released definition, written densely: disallowed logits replaced by the minimum of all logits."""
     logits = q @ k.transpose(-1, -2)
     allowed = tokens_in[:, None, :, None] | tokens_in[:, None, None, :]
-    naive = torch.where(allowed, logits, logits.min()).softmax(-1) @ v
-    torch.testing.assert_close(dense, naive)
+    return torch.where(allowed, logits, logits.min().detach()).softmax(-1) @ v
+
+
+@pytest.mark.parametrize("min_search_block", [None, 2 * 3 * 50 * 7])
+def test_min_filled_attention_equals_the_dense_definition(monkeypatch, min_search_block):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (2 * torch.randn(5, 3, 50, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    tokens_in = torch.rand(5, 50, generator=g) > torch.tensor([[0.9], [0.7], [0.2], [0.0], [1.0]])
+    assert tokens_in[3].all() and not tokens_in[4].any()  # a full row and an empty one among partial rows
+    if min_search_block:  # several query blocks and a remainder in the search for the minimum
+        monkeypatch.setattr(pmsa, "_min_search_block", lambda device: min_search_block)
+    expected = naive_min_filled_attention(q, k, v, tokens_in)
+    torch.testing.assert_close(pmsa.min_filled_attention(q, k, v, tokens_in), expected, rtol=0, atol=1e-12)
+    for rows in ([0, 1, 2], [4]):  # only masked rows, only an empty row: the minimum is taken over the call
+        subset = naive_min_filled_attention(q[rows], k[rows], v[rows], tokens_in[rows])
+        torch.testing.assert_close(
+            pmsa.min_filled_attention(q[rows], k[rows], v[rows], tokens_in[rows]), subset, rtol=0, atol=1e-12
+        )
 
 
 def test_all_in_masks_equal_no_masks():
@@ -132,14 +143,51 @@ def test_invalid_configs_are_explained(kwargs, message):
 
 def test_min_filled_attention_backward_treats_the_fill_as_a_constant():
     g = torch.Generator().manual_seed(1)
-    q, k, v = (torch.randn(1, 2, 12, 4, generator=g, requires_grad=True) for _ in range(3))
-    tokens_in = torch.arange(12)[None] % 4 == 0
+    q, k, v = (torch.randn(2, 2, 12, 4, generator=g, requires_grad=True) for _ in range(3))
+    tokens_in = torch.stack([torch.arange(12) % 4 == 0, torch.ones(12, dtype=torch.bool)])
     pmsa.min_filled_attention(q, k, v, tokens_in).square().sum().backward()
     ours = [t.grad.clone() for t in (q, k, v)]
     for t in (q, k, v):
         t.grad = None
-    logits = q @ k.transpose(-1, -2)
-    allowed = tokens_in[:, None, :, None] | tokens_in[:, None, None, :]
-    (torch.where(allowed, logits, logits.min().detach()).softmax(-1) @ v).square().sum().backward()
+    naive_min_filled_attention(q, k, v, tokens_in).square().sum().backward()
     for mine, reference in zip(ours, (q.grad, k.grad, v.grad), strict=True):
         torch.testing.assert_close(mine, reference)
+
+
+def test_row_groups_merge_only_equal_rows():
+    a, b = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
+    groups = RowGroups.of(torch.stack([a, b, a, b, a]))
+    assert groups.first.tolist() == [0, 1] or groups.first.tolist() == [1, 0]
+    assert groups.index[[0, 2, 4]].unique().numel() == 1 and groups.index[1] == groups.index[3] != groups.index[0]
+    assert RowGroups.of(torch.stack([a, b])) is None and RowGroups.of(a[None]) is None
+    swapped = torch.tensor([[1.0, 2.0], [2.0, 1.0]])  # equal sums, different rows: never merged
+    assert RowGroups.of(swapped) is None
+    assert RowGroups.of(torch.stack([a, a]), torch.tensor([0.0, 1.0])) is None  # unequal in the second tensor
+
+
+@pytest.mark.parametrize("schedule", ["released", "unmasked"])
+def test_equal_cfg_rows_are_computed_once_with_the_same_result(adapter, monkeypatch, schedule):
+    """[uncond; cond] rows of one latent share the inject block's conv and ViT work until their masks differ."""
+    block = adapter.input_blocks[SMALL.inject_layers[0]][0]
+    pose = sample_pose_image(64, 96).repeat(4, 1, 1, 1)
+    masks = pmsa_masks(pose, torch.tensor([True, True, False, False]), MaskSettings(schedule=schedule))
+    tokens = None if masks is None else pmsa.token_masks(masks, SMALL.vit_patch)
+    g = torch.Generator().manual_seed(0)
+    x, emb = torch.randn(2, 32, 8, 12, generator=g).repeat(2, 1, 1, 1), torch.randn(2, 128, generator=g).repeat(2, 1)
+    pose_term = block.pose_term(torch.randn(2, 32, 8, 12, generator=g).repeat(2, 1, 1, 1))
+    seen = {"conv": [], "last mlp": []}
+    hooks = [
+        block.in_layers[2].register_forward_pre_hook(lambda m, args: seen["conv"].append(len(args[0]))),
+        block.attn_layer.transformer.layers[-1][1].register_forward_pre_hook(
+            lambda m, args: seen["last mlp"].append(len(args[0]))
+        ),
+    ]
+    with torch.no_grad():
+        grouped = block(x, emb, pose_term, tokens)
+        monkeypatch.setattr(RowGroups, "of", classmethod(lambda cls, *tensors: None))
+        row_by_row = block(x, emb, pose_term, tokens)
+    for hook in hooks:
+        hook.remove()
+    torch.testing.assert_close(grouped, row_by_row, rtol=1e-5, atol=1e-6)
+    assert seen["conv"] == [2, 4]
+    assert seen["last mlp"] == ([4, 4] if schedule == "released" else [2, 4])  # masks differ from layer 0 on

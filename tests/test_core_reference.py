@@ -82,5 +82,5 @@ def test_sd15_pmsa_block_matches_official_at_512(refs, eval_masks):
     block.load_state_dict(seeded_state_dict(block))
     inputs = seeded_inputs({"h": (2, 320, 64, 64), "emb": (2, 1280), "features": (2, 192, 64, 64)}, seed=2)
     with torch.no_grad():
-        out = block(inputs["h"], inputs["emb"], inputs["features"], token_masks(eval_masks, 2))
+        out = block(inputs["h"], inputs["emb"], block.pose_term(inputs["features"]), token_masks(eval_masks, 2))
     _compare(out, ref)
