@@ -225,6 +225,9 @@ def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose
     encode_pose = stable_pose.model.encode_pose
     monkeypatch.setattr(stable_pose.model, "encode_pose", lambda pose: encodes.append(1) or encode_pose(pose))
     seen: list[dict] = []
+    inject_block = stable_pose.model.input_blocks[stable_pose.model.config.inject_layers[0]][0]
+    conv_rows: list[int] = []
+    hook = inject_block.in_layers[2].register_forward_pre_hook(lambda m, args: conv_rows.append(len(args[0])))
 
     def capture(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
         seen.append(
@@ -245,7 +248,10 @@ def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose
     with torch.inference_mode():
         noise = comfy.sample.prepare_noise(latent, 3)
         comfy.sample.sample(patched, noise, 2, 5.0, "euler", "normal", positive, negative, latent)
+        hook.remove()
         assert len(seen) == 2 and len(encodes) == 1
+        # ComfyUI batches cond and uncond of the latent: the inject block computes its input conv once for both
+        assert conv_rows == [len(call["x"]) // 2 for call in seen] and set(seen[0]["cond_or_uncond"]) == {0, 1}
         monkeypatch.undo()
         call = seen[0]
         adapter = stable_pose.model
