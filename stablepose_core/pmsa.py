@@ -98,7 +98,9 @@ def _masked_rows_attention(
     inside, inside_valid = _selected_first(tokens_in)
     outside, outside_valid = _selected_first(~tokens_in)
     n_out = (~tokens_in).sum(-1)
-    virtual_value = (v * (~tokens_in)[:, None, :, None]).sum(-2, keepdim=True) / n_out[:, None, None, None]
+    wide = torch.promote_types(v.dtype, torch.float32)  # half-precision sums of many values can overflow
+    outside_sum = (v * (~tokens_in)[:, None, :, None]).sum(-2, keepdim=True, dtype=wide)
+    virtual_value = outside_sum / n_out[:, None, None, None]
     keys = torch.cat([_take(k, inside), k.new_zeros(b, k.shape[1], 1, k.shape[3])], dim=2)
     values = torch.cat([_take(v, inside), virtual_value.to(v.dtype)], dim=2)
     bias = torch.cat([torch.zeros_like(inside, dtype=torch.float32), (fill.float() + n_out.log())[:, None]], 1)
