@@ -112,7 +112,8 @@ main() {
         [[ -f "$ROOT/$file" ]] || die "$file is missing"
         run_once "${file//\//_}" "$(hash_of "$ROOT/$file")" pip_install -r "$ROOT/$file"
     done
-    # Test-only: builds the stand-in DWPose ONNX models. Newer onnx needs protobuf >= 6, which breaks mediapipe.
+    # Test-only: writes the DWPose ONNX files (stand-ins, and the true networks exported by tools/dwpose_models.py).
+    # Newer onnx needs protobuf >= 6, which breaks mediapipe.
     run_once onnx "$ONNX_PIN" pip_install --no-deps "$ONNX_PIN"
     printf '%s\n' "$VENV"
 }
