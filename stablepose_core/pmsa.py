@@ -39,9 +39,10 @@ def posemb_sincos_2d(h: int, w: int, dim: int, temperature: float = 10000.0) -> 
 
 def patch_grid_masks(masks: torch.Tensor, patch: int) -> torch.Tensor:
     """(…, h, w) latent-grid masks -> (…, ⌈h/p⌉, ⌈w/p⌉) patch-grid masks: a patch is in when any cell is."""
-    lead, (h, w) = masks.shape[:-2], masks.shape[-2:]
-    pooled = F.max_pool2d(masks.reshape(-1, 1, h, w).float(), patch, ceil_mode=True)
-    return pooled.reshape(*lead, *pooled.shape[-2:]) > 0
+    h, w = masks.shape[-2:]
+    gh, gw = -(-h // patch), -(-w // patch)
+    masks = F.pad(masks, (0, gw * patch - w, 0, gh * patch - h))
+    return masks.unflatten(-1, (gw, patch)).unflatten(-3, (gh, patch)).any(-1).any(-2)
 
 
 def token_masks(masks: torch.Tensor, patch: int) -> torch.Tensor:
