@@ -133,9 +133,9 @@ class AttnResBlock(nn.Module):
     ) -> torch.Tensor:
         groups = RowGroups.of(x, emb)  # cond/uncond rows of one latent: computed once up to where masks differ
         rows_x, rows_emb = (x, emb) if groups is None else (groups.pick(x), groups.pick(emb))
-        h = self.in_layers(rows_x) + self.emb_layers(rows_emb).type(x.dtype)[..., None, None]
-        h = self.norm(self.attn_layer(h, layer_tokens_in, groups)) + pose_term
-        return self.skip_connection(x) + self.out_layers(h)
+        h = self.in_layers(rows_x).add_(self.emb_layers(rows_emb).type(x.dtype)[..., None, None])
+        h = self.norm(self.attn_layer(h, layer_tokens_in, groups)).add_(pose_term)  # in place: fresh outputs
+        return self.out_layers(h).add_(self.skip_connection(x))
 
 
 class PoseFeatureExtractor(nn.Module):

@@ -181,11 +181,11 @@ class Transformer(nn.Module):
         for i, (attn, ff) in enumerate(self.layers):
             tokens_in = None if layer_tokens_in is None else layer_tokens_in[i]
             if groups is not None and tokens_in is not None and not groups.uniform(tokens_in):
-                x = attn(x, tokens_in, groups) + groups.expand(x)
+                x = attn(x, tokens_in, groups).add_(groups.expand(x))
                 groups = None
             else:
-                x = attn(x, tokens_in if groups is None or tokens_in is None else groups.pick(tokens_in)) + x
-            x = ff(x) + x
+                x = attn(x, tokens_in if groups is None or tokens_in is None else groups.pick(tokens_in)).add_(x)
+            x = ff(x).add_(x)
         return x if groups is None else groups.expand(x)
 
 
