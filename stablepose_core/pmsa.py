@@ -117,11 +117,11 @@ def _masked_rows_attention(
 
 
 def _selected_first(selected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, N) bool -> per row the selected token indices in order, padded to the widest row, and which are real."""
+    """(B, N) bool -> per row the selected token indices in order, padded to the widest row with other (valid)
+    token indices, and which entries are selected ones."""
     counts = selected.sum(-1)
     order = torch.argsort(selected.to(torch.uint8), dim=-1, descending=True, stable=True)[:, : int(counts.max())]
-    valid = torch.arange(order.shape[1], device=order.device) < counts[:, None]
-    return order.where(valid, 0), valid
+    return order, torch.arange(order.shape[1], device=order.device) < counts[:, None]
 
 
 def _expand_index(index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -149,9 +149,9 @@ class Attention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         elif groups is None:
             out = min_filled_attention(q * self.scale, k, v, tokens_in)
-        else:  # equal rows share their logits, hence the call's minimum
+        else:  # masks differ within a group; its rows share their logits, hence the call's minimum
             q = q * self.scale
-            fill = None if bool(tokens_in.all()) else min_logit(q, k)
+            fill = min_logit(q, k)
             out = min_filled_attention(groups.expand(q), groups.expand(k), groups.expand(v), tokens_in, fill)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
