@@ -103,6 +103,10 @@ def note(key: str, pos: tuple[int, int], size: tuple[int, int], text: str, title
     return Node(key, "Note", pos, size, title, widgets={"text": text.strip()}, colors=NOTE_COLOR)
 
 
+def save_image(key: str, pos: tuple[int, int], size: tuple[int, int], title: str, prefix: str, images: str) -> Node:
+    return Node(key, "SaveImage", pos, size, title, {"filename_prefix": prefix}, {"images": images})
+
+
 def checkpoint(pos: tuple[int, int]) -> Node:
     model = {"name": SD15_CHECKPOINT, "url": SD15_CHECKPOINT_URL, "directory": "checkpoints"}
     return Node(
@@ -210,15 +214,7 @@ patch grid).
         Node("masks", "PoseMaskPreview", (440, 1000), (400, 250), links={"pose_image": "pose.IMAGE"}),
         Node("masks_view", "PreviewImage", (900, 1000), (520, 330), "Mask preview", links={"images": "masks.preview"}),
         *sampling(900, 100, "latent.LATENT"),
-        Node(
-            "save",
-            "SaveImage",
-            (1300, 80),
-            (520, 760),
-            "Generated image",
-            {"filename_prefix": "stable_pose/txt2img"},
-            {"images": "decode.IMAGE"},
-        ),
+        save_image("save", (1300, 80), (520, 760), "Generated image", "stable_pose/txt2img", "decode.IMAGE"),
         note("note", (-420, 100), (380, 840), text),
     )
     groups = (
@@ -294,15 +290,7 @@ pose over the photo; "Apply" stores the edit in the node. With no edit the detec
             widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1]},
         ),
         *sampling(1700, 100, "latent.LATENT"),
-        Node(
-            "save",
-            "SaveImage",
-            (2060, 80),
-            (520, 760),
-            "Generated image",
-            {"filename_prefix": "stable_pose/from_photo"},
-            {"images": "decode.IMAGE"},
-        ),
+        save_image("save", (2060, 80), (520, 760), "Generated image", "stable_pose/from_photo", "decode.IMAGE"),
         note("note", (-420, 100), (380, 860), text),
     )
     groups = (
@@ -356,15 +344,7 @@ Frames are saved one by one and as an animated WebP (Save Animated WEBP: fps set
             {"samples": "latent.LATENT"},
         ),
         *sampling(900, 100, "same_noise.LATENT"),
-        Node(
-            "save",
-            "SaveImage",
-            (1300, 80),
-            (520, 420),
-            "Save frames",
-            {"filename_prefix": "stable_pose/frames"},
-            {"images": "decode.IMAGE"},
-        ),
+        save_image("save", (1300, 80), (520, 420), "Save frames", "stable_pose/frames", "decode.IMAGE"),
         Node(
             "animation",
             "SaveAnimatedWEBP",
@@ -423,33 +403,11 @@ self-attention per ViT layer (left the latent grid, right the ViT patch grid).
             {"blend_factor": 1.0, "blend_mode": "screen"},
             {"image1": "photo.IMAGE", "image2": "extract.pose_image"},
         ),
-        Node(
-            "save_pose",
-            "SaveImage",
-            (840, 100),
-            (420, 470),
-            "Pose",
-            {"filename_prefix": "stable_pose/pose"},
-            {"images": "extract.pose_image"},
+        save_image("save_pose", (840, 100), (420, 470), "Pose", "stable_pose/pose", "extract.pose_image"),
+        save_image(
+            "save_overlay", (1300, 100), (420, 470), "Pose over photo", "stable_pose/pose_over_photo", "overlay.IMAGE"
         ),
-        Node(
-            "save_overlay",
-            "SaveImage",
-            (1300, 100),
-            (420, 470),
-            "Pose over photo",
-            {"filename_prefix": "stable_pose/pose_over_photo"},
-            {"images": "overlay.IMAGE"},
-        ),
-        Node(
-            "save_masks",
-            "SaveImage",
-            (840, 650),
-            (880, 360),
-            "Mask preview",
-            {"filename_prefix": "stable_pose/mask_preview"},
-            {"images": "masks.preview"},
-        ),
+        save_image("save_masks", (840, 650), (880, 360), "Mask preview", "stable_pose/mask_preview", "masks.preview"),
         note("note", (-420, 100), (380, 560), text),
     )
     groups = (
