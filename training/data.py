@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stablepose_core.keypoints import COCO17_NAMES, JSON_FORMAT, PoseKeypoints
+from stablepose_core.keypoints import COCO17_NAMES, JSON_FORMAT, PoseKeypoints, parse_json
 from stablepose_core.skeleton import MAX_PEOPLE, render_pose
 
 from .augment import augment_sample, build_pipeline
@@ -89,11 +89,11 @@ def coco_people(annotations: list[dict], width: int, height: int) -> PoseKeypoin
 
 def read_pose_json(path: Path, image_size: tuple[int, int]) -> PoseKeypoints:
     """A per-image keypoint file: ``stable-pose-coco17`` JSON, or an OpenPose / ``POSE_KEYPOINT`` frame."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = parse_json(path.read_text(encoding="utf-8"), path.name)
     if isinstance(data, list) and data:  # ComfyUI POSE_KEYPOINT is a list of frames
         data = data[0]
     if isinstance(data, dict) and data.get("format") == JSON_FORMAT:
-        return PoseKeypoints.from_json(json.dumps(data))
+        return PoseKeypoints.from_document(data)
     if isinstance(data, dict) and "people" in data:
         return PoseKeypoints.from_pose_keypoint(data, default_size=image_size)
     raise ValueError(f"{path.name}: neither {JSON_FORMAT} JSON nor an OpenPose/POSE_KEYPOINT frame")
