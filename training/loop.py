@@ -43,7 +43,7 @@ from .diffusion import NUM_TIMESTEPS
 from .model import StablePoseTrainer
 from .samples import generate, save_grid
 from .sd_loader import SDComponents, load_sd15
-from .state import load_checkpoint, resolve_resume, save_checkpoint
+from .state import load_checkpoint, load_newest_intact, resolve_resume, save_checkpoint
 from .tiny import tiny_adapter_config, tiny_components
 
 log = logging.getLogger("stable_pose.training")
@@ -269,7 +269,10 @@ def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
 
     state = {"step": 0, "skipped": {}}
     if resume_dir is not None:
-        state = load_checkpoint(accelerator, resume_dir)
+        if cfg.resume == "latest":  # a damaged newest checkpoint is named and the one before it used
+            resume_dir, state = load_newest_intact(accelerator, run_dir)
+        else:
+            state = load_checkpoint(accelerator, resume_dir)
         if state.get("dataset_size") != len(index.records) or state.get("world_size") != world:
             log.warning("resuming with a different dataset size or process count: the data order will differ")
         if accelerator.is_main_process:
@@ -323,6 +326,8 @@ def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
     running_loss, window = torch.zeros((), device=device), 0  # summed micro-batch losses since the last log
     progress = tqdm(total=max_steps, initial=step, disable=not accelerator.is_main_process, unit="step")
     last_saved = step if resume_dir is not None else -1
+    if resume_dir is not None and step < max_steps and not (run_dir / f"adapter-step-{step:08d}.safetensors").is_file():
+        save(f"step-{step:08d}")  # the interrupted run stopped between this checkpoint and its adapter export
     micro = step * cfg.grad_accum
     try:
         for batch in loader if step < max_steps else ():

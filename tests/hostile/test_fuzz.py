@@ -18,7 +18,9 @@ from stablepose_core.keypoints import JSON_FORMAT, PoseDataError, PoseKeypoints,
 
 from .corpus import small_adapter_state_dict
 
-FUZZ = settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=300, derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
 json_values = st.recursive(
@@ -77,7 +79,7 @@ def test_checkpoint_metadata_raises_only_checkpoint_errors(text):
         return
 
 
-@settings(max_examples=150, derandomize=True, deadline=None)
+@settings(max_examples=150, derandomize=True, database=None, deadline=None)
 @given(st.binary(max_size=64), st.integers(0, 2**64 - 1) | st.none(), json_values)
 def test_safetensors_headers_raise_only_checkpoint_errors(tail, length, header):
     text = json.dumps(header).encode()
