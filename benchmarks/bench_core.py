@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stablepose_core.adapter import AdapterConfig, AttnResBlock, PoseFeatureExtractor
 from stablepose_core.masks import MaskSettings, assemble_masks
 from stablepose_core.pmsa import posemb_sincos_2d, token_masks
-from tools.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
+from tests.support.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 
 
 def naive_latent_masks(pose: torch.Tensor, batch: int) -> torch.Tensor:

@@ -7,13 +7,15 @@ ComfyUI's own custom-node loader.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.browser import chromium
+from tests.support.make_test_models import ModelFiles, ensure_test_models
 from tools.comfy_host import ComfyHost
-from tools.make_test_models import ModelFiles, ensure_test_models
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +39,13 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory, test_models: ModelFiles
 def comfy_host(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> ComfyHost:
     """ComfyUI booted headless with the pack loaded; its folders live under a session temp dir."""
     return ComfyHost.boot(tmp_path_factory.mktemp("comfyui"), models_dir=models_dir)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium through Selenium (``tests/support/browser.py``), one per test module."""
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from stablepose_core import pmsa
 from stablepose_core.adapter import AdapterConfig, StablePoseAdapter, control_dict
 from stablepose_core.masks import MaskSettings, pmsa_masks
 from stablepose_core.row_groups import RowGroups
-from tools.reference_weights import sample_pose_image, seeded_state_dict
+from tests.support.reference_weights import sample_pose_image, seeded_state_dict
 
 SMALL = AdapterConfig(
     model_channels=32,

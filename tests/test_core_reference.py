@@ -1,7 +1,7 @@
 """Our adapter, PMSA block and masks against tensors recorded from the official code.
 
 The references were made by ``tools/make_core_references.py`` (it runs the official repository; see its
-docstring). Weights and inputs are regenerated here from names and seeds by ``tools.reference_weights``.
+docstring). Weights and inputs are regenerated here from names and seeds by ``tests.support.reference_weights``.
 """
 
 from pathlib import Path
@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from stablepose_core.adapter import AdapterConfig, AttnResBlock, StablePoseAdapter
 from stablepose_core.masks import MaskSettings, pmsa_masks, pose_region_masks
 from stablepose_core.pmsa import token_masks
-from tools.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
+from tests.support.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 
 DATA = Path(__file__).parent / "data" / "core"
 SUBSAMPLE = 8

@@ -1,6 +1,7 @@
-"""DWPose on random weights of the true networks: YOLOX-L and RTMPose-L exported to ONNX by ``tools/dwpose_models.py``
-into ``.cache/test-models/ckpts/yzd-v/DWPose/`` (comfyui_controlnet_aux's layout), run by the pack's real loading
-code. The numbers are meaningless; the files, the loading and the plumbing are the real ones."""
+"""DWPose on random weights of the true networks: YOLOX-L and RTMPose-L exported to ONNX by
+``tests/support/dwpose_models.py`` into ``.cache/test-models/ckpts/yzd-v/DWPose/`` (comfyui_controlnet_aux's
+layout), run by the pack's real loading code. The numbers are meaningless; the files, the loading and the
+plumbing are the real ones."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from stablepose_core.dwpose import DETECTOR_FILE, JOINT_SCORE, POSE_FILE, box_to
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
 from stablepose_core.pose_detection import DWPOSE, backend_statuses, create_detector
 from stablepose_core.skeleton import render_pose
-from tools.dwpose_models import (
+from tests.support.dwpose_models import (
     CKPTS_DIR,
     RTMPOSE_L_BODY_GMACS,
     RTMPOSE_L_BODY_PARAMS_M,

@@ -10,7 +10,7 @@ from stablepose_core.masks import (
     pose_region_masks,
     training_loss_mask,
 )
-from tools.reference_weights import sample_pose_image
+from tests.support.reference_weights import sample_pose_image
 
 
 @pytest.fixture(scope="module")

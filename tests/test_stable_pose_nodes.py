@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.support.reference_weights import sample_pose_image
 from tools.comfy_host import REPO_ROOT, ComfyHost
-from tools.reference_weights import sample_pose_image
 
 STEPS = 2
 _SEEDS = itertools.count(100)

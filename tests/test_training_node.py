@@ -9,10 +9,10 @@ import shutil
 import numpy as np
 import torch
 from PIL import Image
-from test_training_data import random_people, write_synthetic_dataset
 
 from stablepose_core.keypoints import PoseKeypoints
 from stablepose_core.skeleton import render_pose
+from tests.support.synthetic_data import random_people, write_synthetic_dataset
 from training.config import TrainConfig
 from training.loop import train
 

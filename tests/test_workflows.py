@@ -27,17 +27,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageSequence
-from test_editor_browser import (  # the editor's browser harness: server, Chromium, page helpers
-    PACK_NAME,
-    ComfyServer,
-    assert_no_extension_errors,
-    browser,  # noqa: F401  (the fixture, used through request.getfixturevalue)
-    load_page,
-    queue_and_wait,
-    run_js,
-)
 
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
+from tests.support.browser import PACK_NAME, ComfyServer, assert_no_extension_errors, load_page, queue_and_wait, run_js
 from tools.comfy_host import MODE_BYPASSED, REPO_ROOT, ComfyHost, HostError, RunResult
 from tools.make_workflows import (
     ADAPTER,
@@ -414,7 +406,7 @@ def test_frontend_loads_each_template_as_the_harness_reads_it(frontend, comfy_ho
     """Through the real server and frontend: the template list names each workflow once, each template loads
     with every node type known, the frontend's prompt ("Queue") equals ``workflow_to_prompt`` and saving it
     again keeps every widget value; the demo workflow queued from the page runs on the server."""
-    driver = request.getfixturevalue("browser")  # Chromium through Selenium, from the editor's browser test
+    driver = request.getfixturevalue("browser")  # Chromium through Selenium (tests/conftest.py)
     load_page(driver, frontend)
     listing = frontend.get_json("/api/workflow_templates")
     assert sorted(listing[PACK_NAME]) == sorted(Path(name).stem for name in WORKFLOWS)

@@ -14,9 +14,9 @@ from torch.utils.checkpoint import checkpoint
 
 from stablepose_core.adapter import StablePoseAdapter
 from stablepose_core.masks import MaskSettings, pmsa_masks, training_loss_mask
+from stablepose_host import import_comfy
 
 from .diffusion import alphas_cumprod, pose_weighted_mse, q_sample
-from .sd_loader import import_comfy
 
 
 def mask_settings(schedule: str) -> MaskSettings:
