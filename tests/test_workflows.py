@@ -31,19 +31,10 @@ from PIL import Image, ImageSequence
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
 from tests.support.browser import PACK_NAME, ComfyServer, assert_no_extension_errors, load_page, queue_and_wait, run_js
 from tools.comfy_host import MODE_BYPASSED, REPO_ROOT, ComfyHost, HostError, RunResult
-from tools.make_workflows import (
-    ADAPTER,
-    MODEL_FILES,
-    POSE_SIZE,
-    SAMPLE_NAMES,
-    SEED,
-    WORKFLOWS_DIR,
-    build_workflows,
-    sample_inputs,
-    thumbnails,
-    workflow_text,
-)
+from tools.make_workflows import ADAPTER, MODEL_FILES, SEED, WORKFLOWS_DIR, build_workflows, thumbnails
 from tools.run_workflow import apply_override
+from tools.workflow_format import workflow_text
+from tools.workflow_samples import POSE_SIZE, SAMPLE_NAMES, sample_inputs
 
 WORKFLOWS = sorted(path.name for path in WORKFLOWS_DIR.glob("*.json"))
 HAND_MADE = {"pose_editor.json"}  # made in ComfyUI by the editor's author, not by tools/make_workflows.py

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from stablepose_core.adapter import StablePoseAdapter
+from stablepose_core.atomic import atomic_write
 from stablepose_core.masks import MaskSettings, pmsa_masks
 
 from .diffusion import alphas_cumprod, ddim_sample
@@ -61,7 +62,5 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 def save_grid(path: Path, poses: torch.Tensor, images: torch.Tensor) -> None:
     """PNG with one row per sample: pose | generated."""
     rows = [np.concatenate([p, g], axis=1) for p, g in zip(to_uint8(poses), to_uint8(images), strict=True)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
