@@ -18,6 +18,13 @@ from tests.support.make_test_models import ModelFiles, ensure_test_models
 from tools.comfy_host import ComfyHost
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that boots ComfyUI in this process (through ``comfy_host``) with ``host``."""
+    for item in items:
+        if "comfy_host" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.host)
+
+
 @pytest.fixture(scope="session")
 def test_models() -> ModelFiles:
     """Random SD1.5 checkpoint, ControlNet and Stable-Pose adapter, built once into ``.cache/test-models``."""

@@ -34,6 +34,8 @@ from tests.support.browser import (
 )
 from tools.comfy_host import REPO_ROOT
 
+pytestmark = pytest.mark.browser
+
 WORKFLOW = REPO_ROOT / "workflows" / "pose_editor.json"
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 RIGHT_WRIST = COCO17_NAMES.index("right_wrist")

@@ -393,6 +393,7 @@ def prompt_inputs(prompt: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]
     return {node_id: (node["class_type"], node["inputs"]) for node_id, node in prompt.items()}
 
 
+@pytest.mark.browser
 def test_frontend_loads_each_template_as_the_harness_reads_it(frontend, comfy_host: ComfyHost, request) -> None:
     """Through the real server and frontend: the template list names each workflow once, each template loads
     with every node type known, the frontend's prompt ("Queue") equals ``workflow_to_prompt`` and saving it

@@ -71,6 +71,7 @@ class RunResult:
     outputs: dict[str, list[list[Any]]] = field(default_factory=dict)  # node id -> per slot, one value per list item
     ui: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> e.g. {"images": [{filename, ...}]}
     errors: list[dict[str, Any]] = field(default_factory=list)  # ComfyUI's validation/execution error records
+    cached: frozenset[str] = frozenset()  # nodes whose outputs ComfyUI's cache gave (same input signature) unrun
 
     @property
     def ok(self) -> bool:
@@ -434,8 +435,10 @@ class ComfyHost:
             entry = self.executor.caches.outputs.get(node_id)
             if entry is not None:
                 outputs[node_id] = entry.outputs
-        errors = invalid + [data for event, data in self.executor.status_messages if event == "execution_error"]
-        return RunResult(outputs, dict(self.executor.history_result["outputs"]), errors)
+        messages = self.executor.status_messages
+        errors = invalid + [data for event, data in messages if event == "execution_error"]
+        cached = frozenset(node for event, data in messages if event == "execution_cached" for node in data["nodes"])
+        return RunResult(outputs, dict(self.executor.history_result["outputs"]), errors, cached)
 
     def run_workflow(self, workflow: dict[str, Any]) -> RunResult:
         """Convert and execute a UI workflow; the workflow is embedded in saved PNGs as the frontend does."""
