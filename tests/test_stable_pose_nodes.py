@@ -265,8 +265,8 @@ def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose
             rows // len(call["cond_or_uncond"])
         )
         masks = core_masks.pmsa_masks(pose.expand(rows, -1, -1, -1), is_uncond, core_masks.MaskSettings())
-        features = [f[torch.zeros(rows, dtype=torch.long)] for f in adapter.encode_pose(pose)]  # one pose, all rows
-        direct = adapter(call["x"], call["t"], call["context"], pose_features=features, masks=masks)
+        pose_terms = [t[torch.zeros(rows, dtype=torch.long)] for t in adapter.encode_pose(pose)]  # one pose, all rows
+        direct = adapter(call["x"], call["t"], call["context"], pose_terms=pose_terms, masks=masks)
     control = call["control"]
     assert len(control["output"]) == 12 and len(control["middle"]) == 1
     for ours, theirs in zip([*control["output"], control["middle"][0]], direct, strict=True):

@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from stablepose_core.keypoints import COCO17_FLIP_PAIRS, PoseKeypoints
+from stablepose_core.masks import SCHEDULES, MaskSettings
 from tests.support.synthetic_data import random_people, write_synthetic_dataset
 from training.augment import FLIP_P, augment_sample, build_pipeline
-from training.config import TrainConfig, build_parser, parse_args
+from training.config import MASK_SCHEDULES, TrainConfig, build_parser, parse_args
 from training.data import (
     DatasetError,
     PoseDataset,
@@ -216,6 +217,24 @@ def test_yaml_then_flags(tmp_path):
         parse_args(["--config", str(config)])
     with pytest.raises(SystemExit):
         parse_args(["--precision", "fp8"])
+
+
+def test_mask_schedules_are_named_as_in_the_nodes(tmp_path, capsys):
+    """Training offers the core's (and Apply Stable-Pose's) schedule names with their meaning there; 'released',
+    which this pack's training once used for the training masks, is refused with what to write instead."""
+    assert set(MASK_SCHEDULES) == set(SCHEDULES) - {"released"}
+    assert TrainConfig().mask_schedule == "released_train"
+    assert MaskSettings.for_schedule("released_train").threshold == -1.0  # official get_input: "> -1"
+    assert MaskSettings.for_schedule("paper") == MaskSettings(schedule="paper")  # the nodes' defaults
+    help_text = build_parser("x").format_help()
+    assert "{released_train,paper,unmasked}" in help_text
+    config = tmp_path / "old.yaml"
+    config.write_text("mask_schedule: released\n")
+    for argv in (["--config", str(config)], ["--mask-schedule", "released"]):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        message = capsys.readouterr().err
+        assert "'released_train' for the official training masks" in message and "'paper'" in message, message
 
 
 def test_help_documents_every_option():

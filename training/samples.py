@@ -39,13 +39,13 @@ def generate(
     poses = pose.expand(2, -1, -1, -1)
     with torch.autocast(device.type, enabled=False):
         masks = pmsa_masks(poses.float(), torch.tensor([False, True], device=device), MaskSettings())
-    features = adapter.encode_pose(poses)
+    pose_terms = adapter.encode_pose(poses)
     h, w = pose.shape[-2] // 8, pose.shape[-1] // 8
     noise = torch.randn((1, 4, h, w), generator=generator, device=device)
 
     def guided_eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x2, t2 = x.expand(2, -1, -1, -1), t.expand(2)
-        residuals = adapter(x2, t2, context, masks=masks, pose_features=features)
+        residuals = adapter(x2, t2, context, masks=masks, pose_terms=pose_terms)
         eps_cond, eps_uncond = unet_eps(sd.unet, x2.to(unet_dtype), t2, context.to(unet_dtype), residuals).chunk(2)
         return eps_uncond.float() + guidance * (eps_cond.float() - eps_uncond.float())
 
