@@ -46,7 +46,10 @@ def test_sd15_config_has_the_released_parameter_count():
     assert len(model.input_blocks) == 12
 
 
-@pytest.mark.parametrize(("height", "width"), [(512, 768), (384, 640), (136, 200), (64, 64)])
+@pytest.mark.parametrize(
+    ("height", "width"),
+    [*(pytest.param(*size, marks=pytest.mark.slow) for size in ((512, 768), (384, 640))), (136, 200), (64, 64)],
+)
 def test_residual_shapes_follow_the_unet_at_any_size(adapter, height, width):
     outs = _run(adapter, height, width, batch=3)
     h, w = height // 8, width // 8

@@ -98,6 +98,7 @@ def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
     np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_onnx_graphs_compute_the_torch_networks(sessions):
     """The exported graphs (BatchNorm folded) give the modules' outputs, on the photo as the pipeline feeds it."""
     detector, pose = sessions
@@ -130,6 +131,7 @@ def test_offered_where_users_keep_the_files(dwpose_files, tmp_path):
     assert status.available and str(pose_detectors) in status.detail
 
 
+@pytest.mark.slow
 def test_detects_on_a_photo(dwpose_files, sessions):
     photo = data.astronaut()
     detector = create_detector(DWPOSE, [CKPTS_DIR])
@@ -151,6 +153,7 @@ def test_detects_on_a_photo(dwpose_files, sessions):
         assert (np.abs(person[person[:, 2] > 0, :2] - centre) <= crop_size / 2).all()
 
 
+@pytest.mark.slow
 def test_extract_node_runs_dwpose(comfy_host, dwpose_files):
     """Through ComfyUI's executor, with the files in ``models/pose_detectors/``."""
     pose_detectors = comfy_host.models_dir / "pose_detectors"

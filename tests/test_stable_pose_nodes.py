@@ -101,6 +101,7 @@ def latents(comfy_host: ComfyHost, prompt: dict, *names: str) -> list[torch.Tens
     return [result.output(f"ks_{name}")["samples"] for name in names]
 
 
+@pytest.mark.slow
 def test_apply_changes_the_output_and_strength_zero_is_exact(comfy_host, test_models, pose_files, seed):
     prompt = base_prompt(test_models)
     prompt["apply"] = apply_node()
@@ -116,6 +117,7 @@ def test_apply_changes_the_output_and_strength_zero_is_exact(comfy_host, test_mo
     assert torch.equal(zero, plain)
 
 
+@pytest.mark.slow
 def test_start_end_percent_limit_the_steps(comfy_host, test_models, pose_files, monkeypatch, seed):
     patch_module = pack_module(comfy_host, "nodes.stable_pose_patch")
     calls: list[float] = []
@@ -139,6 +141,7 @@ def test_start_end_percent_limit_the_steps(comfy_host, test_models, pose_files, 
     assert not torch.equal(early, late) and not torch.equal(early, full) and not torch.equal(late, plain)
 
 
+@pytest.mark.slow
 def test_controlnet_and_stable_pose_compose(comfy_host, test_models, pose_files, seed):
     prompt = base_prompt(test_models)
     prompt["cn"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": test_models.controlnet.name}}
@@ -164,6 +167,7 @@ def test_controlnet_and_stable_pose_compose(comfy_host, test_models, pose_files,
         assert (both - one).abs().max() > 1e-4
 
 
+@pytest.mark.slow
 def test_pose_batches_drive_latent_batches(comfy_host, test_models, pose_files, seed):
     prompt = base_prompt(test_models, batch=2)
     prompt["mirror"] = {"class_type": "LoadImage", "inputs": {"image": "pose_mirror.png"}}
@@ -188,6 +192,7 @@ def test_pose_batch_mismatch_is_a_clear_error(comfy_host, test_models, pose_file
     assert any("pose batch has 2 images but the latent batch has 3" in m for m in result.error_messages())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("width", "height"), [(64, 96), (72, 56)])
 def test_non_square_and_odd_latent_sizes(comfy_host, test_models, pose_files, width, height, seed):
     prompt = base_prompt(test_models, width=width, height=height)
@@ -198,6 +203,7 @@ def test_non_square_and_odd_latent_sizes(comfy_host, test_models, pose_files, wi
     assert torch.isfinite(posed).all() and (posed - plain).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_empty_pose_frame_runs_without_nan(comfy_host, test_models, pose_files, seed):
     prompt = base_prompt(test_models)
     prompt["pose"]["inputs"]["image"] = "empty.png"
@@ -214,6 +220,7 @@ def _loaded(comfy_host: ComfyHost, test_models) -> tuple[Any, Any, Any]:
     return model, clip, stable_pose
 
 
+@pytest.mark.slow
 def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose_files, monkeypatch):
     """The integration adds nothing and loses nothing: what reaches the UNet is the adapter's output;
     the pose features are computed once per sampling, not once per step."""
@@ -273,6 +280,7 @@ def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose
         torch.testing.assert_close(ours, theirs * 0.8, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_non_sd15_models_are_refused(comfy_host, test_models, pose_files):
     import comfy.model_patcher
     import comfy.supported_models

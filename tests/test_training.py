@@ -140,6 +140,7 @@ def fixed_eval_loss(adapter, sd, records) -> float:
     return loss.mean().item()
 
 
+@pytest.mark.slow
 def test_loss_falls_and_the_output_is_a_loadable_adapter(dataset, tmp_path):
     cfg = tiny_config(
         dataset,
@@ -173,6 +174,7 @@ def test_loss_falls_and_the_output_is_a_loadable_adapter(dataset, tmp_path):
     assert (tmp_path / "run" / "samples" / "step-00000030.png").is_file()
 
 
+@pytest.mark.slow
 def test_resumed_runs_reach_the_same_weights(dataset, tmp_path):
     cfg = tiny_config(dataset, tmp_path / "straight", max_steps=8, save_every=3)
     train(cfg, sd=tiny_components(0))

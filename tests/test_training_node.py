@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -57,6 +58,7 @@ def prompt(checkpoint: str, model: list) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_trained_adapter_loads_and_samples_in_comfyui(comfy_host, test_models, models_dir, tmp_path):
     cfg = TrainConfig(
         base_model=str(test_models.checkpoint),

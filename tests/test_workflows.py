@@ -276,6 +276,7 @@ def test_demo_workflow_runs_without_weights(comfy_host: ComfyHost, installed: No
     assert sorted(sizes) == [(512, 512), (512, 512), (1024, 512), (1024, 512)]
 
 
+@pytest.mark.slow
 def test_txt2img_pose_changes_the_image(comfy_host, installed, seed) -> None:
     workflow = shrunk(comfy_host, "stable_pose_txt2img.json", seed)
     posed = run(comfy_host, workflow)
@@ -289,6 +290,7 @@ def test_txt2img_pose_changes_the_image(comfy_host, installed, seed) -> None:
     assert path.is_file()
 
 
+@pytest.mark.slow
 def test_photo_to_pose_to_image_runs(comfy_host, installed, seed) -> None:
     """photo -> resize -> OpenPoseExtract -> editor (no edit: the detected pose passes) -> Apply -> image."""
     workflow = shrunk(comfy_host, "photo_to_pose_to_image.json", seed)
@@ -301,6 +303,7 @@ def test_photo_to_pose_to_image_runs(comfy_host, installed, seed) -> None:
     assert_generated(output(result, workflow, "VAEDecode"), 1)
 
 
+@pytest.mark.slow
 def test_pose_batch_makes_one_frame_per_pose_with_shared_noise(comfy_host, installed, seed) -> None:
     """4 poses -> 4 latents (sizes from Get Image Size) with the same noise: without Stable-Pose all frames are
     equal, with it they follow their poses (frames 1 and 3 share a pose, so they match)."""
@@ -349,6 +352,7 @@ def test_demo_script_looks_for_the_models_the_workflows_name() -> None:
     assert f"WORKFLOW_ADAPTER={MODEL_FILES['stable_pose']}" in script
 
 
+@pytest.mark.slow
 def test_run_workflow_cli_runs_the_demo(tmp_path: Path) -> None:
     """``python -m tools.run_workflow`` as tools/demo.sh calls it: a fresh process boots its own ComfyUI, reads
     the sample photo from workflows/ and writes one PNG per saved image, named after the node titles."""
