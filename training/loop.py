@@ -309,8 +309,8 @@ class TrainingRun:
     skipped: Counter
     resumed: bool
     previews: list[dict] = field(default_factory=list)
-    micro: int = 0  # micro-batches drawn so far, over all epochs and resumes
-    last_saved: int = -1  # step of the newest resumable checkpoint
+    micro: int = field(init=False)  # micro-batches drawn so far, over all epochs and resumes
+    last_saved: int = field(init=False)  # step of the newest resumable checkpoint (-1: none)
 
     def __post_init__(self) -> None:
         self.micro = self.step * self.cfg.grad_accum
