@@ -13,15 +13,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
 import pickle
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import safetensors
@@ -30,6 +27,7 @@ import torch
 from torch import nn
 
 from .adapter import AdapterConfig, StablePoseAdapter, zero_init_convs
+from .atomic import atomic_write
 from .unet_blocks import Ops
 
 ADAPTER_PREFIX = "stable_pose_adapter."
@@ -350,8 +348,7 @@ def save_adapter(
     metadata: dict[str, str] | None = None,
     config: AdapterConfig | None = None,
 ) -> None:
-    """Write adapter-only ``.safetensors`` atomically (written in :func:`partial_folder`, then renamed into
-    place), with config and format metadata."""
+    """Write adapter-only ``.safetensors`` atomically (:func:`atomic_write`), with config and format metadata."""
     if isinstance(adapter, StablePoseAdapter):
         config, state_dict = adapter.config, adapter.state_dict()
     else:
@@ -359,25 +356,8 @@ def save_adapter(
     config = config or infer_config(state_dict)
     header = {"format": FORMAT, "stable_pose_config": json.dumps(config.to_dict()), **(metadata or {})}
     tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with partial_folder(path) as folder:
-        tmp = folder / path.name
+    with atomic_write(path) as tmp:
         safetensors.torch.save_file(tensors, str(tmp), metadata=header)
-        os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def partial_folder(path: Path) -> Iterator[Path]:
-    """A folder ``.<name>.partial`` beside ``path`` to write it in (safetensors adds its own temp file there),
-    removed on exit; one left by a killed run (``kill -9``) is removed when the next write of ``path`` starts."""
-    folder = path.with_name(f".{path.name}.partial")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def unet_state_dict(checkpoint_tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

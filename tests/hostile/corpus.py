@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from stablepose_core.adapter import AdapterConfig, StablePoseAdapter
-from tools.reference_weights import seeded_state_dict
+from tests.support.reference_weights import seeded_state_dict
 
 SMALL = AdapterConfig(
     model_channels=32,

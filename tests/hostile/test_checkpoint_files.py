@@ -147,7 +147,7 @@ def test_a_killed_write_leaves_nothing_the_next_one_does_not_clean(tmp_path):
     script = (
         "import torch, sys\n"
         "from stablepose_core.checkpoints import save_adapter\n"
-        f"from tests.hostile.corpus import SMALL\n"
+        "from tests.hostile.corpus import SMALL\n"
         "tensors = {f't{i}': torch.zeros(16 << 20) for i in range(24)}\n"  # 1.5 GB: long enough to be killed
         f"save_adapter({str(target)!r}, tensors, config=SMALL)\n"
     )
