@@ -141,6 +141,7 @@ def test_converter_refuses_what_the_loader_would_refuse(corpus, tmp_path, name, 
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_killed_write_leaves_nothing_the_next_one_does_not_clean(tmp_path):
     """``kill -9`` in the middle of writing a large adapter, then a write of the same file: only the file stays."""
     target = tmp_path / "big.safetensors"

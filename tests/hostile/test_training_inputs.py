@@ -82,6 +82,7 @@ def tiny_run(dataset: Path, output: Path, **overrides):
     return replace(base, **overrides)
 
 
+@pytest.mark.slow
 def test_resume_latest_skips_a_corrupt_checkpoint_and_rewrites_a_lost_export(tmp_path, caplog):
     dataset = sidecar_dataset(tmp_path / "data", count=4)
     run = tmp_path / "run"
