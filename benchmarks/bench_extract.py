@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stablepose_core.pose_detection import MEDIAPIPE, create_detector
+from stablepose_core.pose_detection import BLAZEPOSE, create_detector
 from stablepose_core.skeleton import render_pose
 
 
@@ -44,7 +44,7 @@ def main() -> None:
     image = cv2.resize(data.astronaut(), (args.size, args.size), interpolation=cv2.INTER_AREA)
     # slightly different frames, as in a video: a few pixels of horizontal shift each
     frames = [np.ascontiguousarray(np.roll(image, shift, axis=1)) for shift in range(0, 16, 2)]
-    detector = create_detector(MEDIAPIPE, [])
+    detector = create_detector(BLAZEPOSE, [])
     try:
         poses = [detector(frame) for frame in frames]
         detect = frames_per_second(lambda i: detector(frames[i % len(frames)]), args.frames)
@@ -53,7 +53,7 @@ def main() -> None:
         detector.close()
     draw = frames_per_second(lambda i: render_pose(poses[i % len(poses)]), args.frames * 10)
     print(f"CPU threads: {os.cpu_count()}, frames {args.size}x{args.size}, people found: {poses[0].num_people}")
-    print(f"mediapipe detection       {detect:8.1f} frames/s")
+    print(f"blazepose detection       {detect:8.1f} frames/s")
     print(f"skeleton drawing          {draw:8.1f} frames/s")
     print(f"detection + drawing       {both:8.1f} frames/s")
 

@@ -266,7 +266,7 @@ def test_comfyui_lists_and_serves_each_workflow_once(comfy_host: ComfyHost, tmp_
 
 
 def test_demo_workflow_runs_without_weights(comfy_host: ComfyHost, installed: None) -> None:
-    """photo -> OpenPoseExtract (mediapipe) -> pose, pose over photo, mask preview: saved, as tools/demo.sh does."""
+    """photo -> OpenPoseExtract (blazepose) -> pose, pose over photo, mask preview: saved, as tools/demo.sh does."""
     workflow = load("photo_to_pose_preview.json")
     for node in workflow["nodes"]:  # new file names, so the saving runs even if the thumbnails ran this graph
         if node["type"] == "SaveImage":
