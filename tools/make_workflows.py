@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 from PIL import Image, ImageSequence
 
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
@@ -234,7 +235,7 @@ Photo: any photo of people ({PHOTO} from this pack's workflows/ folder is an exa
 the generated size" scales and centre-crops it to 512x768; for a landscape photo set 768x512 there and in Empty
 Latent Image.
 
-OpenPose Extract finds the people (mediapipe runs offline; the other detectors are listed in its tooltip) and
+OpenPose Extract finds the people (blazepose is built in and offline; the other detectors are listed in its tooltip) and
 draws them as Stable-Pose was trained to see poses.
 
 Stable-Pose Editor: after a first run, click "Open pose editor", then "Load from input" to edit the detected
@@ -256,7 +257,7 @@ pose over the photo; "Apply" stores the edit in the node. With no edit the detec
             "OpenPoseExtract",
             (440, 100),
             (340, 110),
-            widgets={"backend": "mediapipe"},
+            widgets={"backend": "blazepose"},
             links={"image": "resize.IMAGE"},
         ),
         Node(
@@ -378,7 +379,7 @@ Photo: {PHOTO} from this pack's workflows/ folder (upload it) or any photo of pe
 both sides must be multiples of 8 px (SD1.5 latents are 1/8 of the image).
 
 OpenPose Extract draws each person's COCO-17 skeleton in the colours Stable-Pose was trained on (HumanSD's
-drawing); mediapipe runs offline, the other detectors are listed in its tooltip.
+drawing); blazepose is built in and offline, the other detectors are listed in its tooltip.
 
 Saved: the pose image (what Apply Stable-Pose takes), the pose over the photo, and the masks of pose-masked
 self-attention per ViT layer (left the latent grid, right the ViT patch grid).
@@ -390,7 +391,7 @@ self-attention per ViT layer (left the latent grid, right the ViT patch grid).
             "OpenPoseExtract",
             (440, 100),
             (340, 110),
-            widgets={"backend": "mediapipe"},
+            widgets={"backend": "blazepose"},
             links={"image": "photo.IMAGE"},
         ),
         Node("masks", "PoseMaskPreview", (440, 290), (340, 250), links={"pose_image": "extract.pose_image"}),
@@ -437,6 +438,11 @@ class WorkflowBuilder:
 
     def __init__(self, host: ComfyHost) -> None:
         self.host = host
+
+    def registry_properties(self, node_type: str) -> dict[str, str]:
+        """``cnr_id``/``ver`` on the pack's nodes: the Comfy Registry id ComfyUI-Manager offers to install."""
+        pack_nodes = {name for module in self.host.pack_modules.values() for name in module.NODE_CLASS_MAPPINGS}
+        return registry_properties() if node_type in pack_nodes else {}
 
     def outputs(self, node_type: str) -> list[tuple[str, str]]:
         """(name, type) of each output: RETURN_NAMES where given, else the type, as the frontend labels them."""
@@ -527,7 +533,9 @@ class WorkflowBuilder:
                     {"name": name, "type": kind, "links": out_links.get((node.key, slot))}
                     for slot, (name, kind) in enumerate(outputs[node.key])
                 ],
-                "properties": {} if node.type == "Note" else {"Node name for S&R": node.type, **node.properties},
+                "properties": {}
+                if node.type == "Note"
+                else {"Node name for S&R": node.type, **self.registry_properties(node.type), **node.properties},
                 "widgets_values": widgets_values,
             }
             if node.title:
@@ -597,6 +605,12 @@ def _group_json(index: int, group: Group, nodes: dict[str, Node]) -> dict[str, A
         "font_size": 24,
         "flags": {},
     }
+
+
+def registry_properties() -> dict[str, str]:
+    """The pack's Comfy Registry id and version (pyproject.toml), as ComfyUI stores them in node properties."""
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    return {"cnr_id": project["name"], "ver": project["version"]}
 
 
 def build_workflows(host: ComfyHost) -> dict[str, dict[str, Any]]:
@@ -727,6 +741,7 @@ def thumbnails(host: ComfyHost) -> list[SampleImage]:
         SampleImage("photo_to_pose_preview.jpg", (_thumbnail(photo, pose, overlay),)),
         SampleImage("photo_to_pose_to_image.jpg", (_thumbnail(photo, overlay),)),
         SampleImage("stable_pose_txt2img.jpg", (_thumbnail(example_pose()),)),
+        SampleImage("pose_editor.jpg", (_thumbnail(example_pose()),)),
         SampleImage("pose_batch_video.jpg", (_thumbnail(*pose_sequence()),)),
     ]
 
