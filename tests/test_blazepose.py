@@ -134,6 +134,7 @@ def test_shipped_weights_are_small_documented_shards():
         metadata = TFLiteGraph(shards).metadata
         assert metadata["source"].startswith("mediapipe==0.10.14 modules/pose_")
         assert metadata["license"].startswith("Apache-2.0")
+    assert "Apache License" in (MODEL_DIR / "LICENSE").read_text()  # the licence travels with the weights
 
 
 def test_a_missing_shard_is_named(tmp_path):
