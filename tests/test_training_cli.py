@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from training.train import missing_training_requirements
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Runs training.train as ``-m`` would, with accelerate and albumentations made unimportable.
@@ -37,6 +41,7 @@ def test_help_without_training_requirements_is_one_line():
     ]
 
 
+@pytest.mark.skipif(bool(missing_training_requirements()), reason="training requirements not installed")
 def test_help_with_training_requirements_shows_the_options():
     result = subprocess.run(
         [sys.executable, "-m", "training.train", "--help"], cwd=ROOT, capture_output=True, text=True
