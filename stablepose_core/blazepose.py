@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +135,21 @@ def project(local: np.ndarray, rect: RotatedRect) -> np.ndarray:
     return np.stack([(cos * x - sin * y) * rect.width + rect.x, (sin * x + cos * y) * rect.height + rect.y], axis=1)
 
 
+@contextmanager
+def one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """On CPU, run with one intra-op thread, then restore the setting. The networks' ops are tiny: with a thread
+    pool each waits for the others, which on a loaded CPU costs 100× (measured, docs/poses.md)."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class BlazePose:
     """Single-person BlazePose: RGB uint8 image -> (33, 3) landmarks (x, y in pixels, visibility) or None."""
 
@@ -144,7 +161,8 @@ class BlazePose:
 
     def _run(self, graph: TFLiteGraph, pixels: np.ndarray) -> list[np.ndarray]:
         tensor = torch.from_numpy(pixels).permute(2, 0, 1)[None].to(self.device)
-        return [output.float().cpu().numpy()[0] for output in graph(tensor)]
+        with one_cpu_thread(self.device):
+            return [output.float().cpu().numpy()[0] for output in graph(tensor)]
 
     def region_of_interest(self, image: np.ndarray) -> RotatedRect | None:
         """Detection -> the rotated square the landmark network looks at (pixels), or None if nobody."""
