@@ -152,7 +152,7 @@ class StablePoseEditor:
     )
     OUTPUT_NODE = True  # runs on its own, so one queue fills "Load from input" without a downstream node
     FUNCTION = "edit"
-    CATEGORY = "Stable-Pose"
+    CATEGORY = "Stable-Pose/pose"
     DESCRIPTION = "Edit poses in an offline editor that draws exactly what Stable-Pose sees."
 
     def edit(
@@ -217,4 +217,4 @@ def _register_routes() -> None:
 _register_routes()
 
 NODE_CLASS_MAPPINGS = {NODE_NAME: StablePoseEditor}
-NODE_DISPLAY_NAME_MAPPINGS = {NODE_NAME: "Stable-Pose Editor"}
+NODE_DISPLAY_NAME_MAPPINGS = {NODE_NAME: "Edit Pose (Stable-Pose Editor)"}

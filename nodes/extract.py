@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..stablepose_core.keypoints import PoseKeypoints, pose_keypoint_frames
-from ..stablepose_core.pose_detection import backend_statuses, create_detector
+from ..stablepose_core.pose_detection import LEGACY_BACKENDS, backend_statuses, create_detector
 from ..stablepose_core.skeleton import MAX_PEOPLE, render_pose
 
 log = logging.getLogger("stable_pose")
@@ -30,7 +30,8 @@ FIT_MODES = ("stretch", "fit")
 
 
 def _register_weights_folder() -> None:
-    folder_paths.add_model_folder_path(WEIGHTS_FOLDER, os.path.join(folder_paths.models_dir, WEIGHTS_FOLDER), True)
+    # is_default=False: a pose_detectors path from extra_model_paths.yaml stays the first one searched
+    folder_paths.add_model_folder_path(WEIGHTS_FOLDER, os.path.join(folder_paths.models_dir, WEIGHTS_FOLDER), False)
 
 
 def weight_roots() -> list[str]:
@@ -63,7 +64,7 @@ class OpenPoseExtract:
     def INPUT_TYPES(cls) -> dict:
         statuses = backend_statuses(weight_roots())
         names = [status.name for status in statuses if status.available] or [NO_BACKEND]
-        tooltip = "Pose detector. " + "; ".join(
+        tooltip = "Pose detector (blazepose: built in, offline, 1 person). " + "; ".join(
             f"{status.name}: {'ready' if status.available else 'unavailable'} ({status.detail})" for status in statuses
         )
         return {
@@ -97,8 +98,19 @@ class OpenPoseExtract:
         "The poses as OpenPose BODY-18 JSON frames, pixel coordinates.",
     )
     FUNCTION = "extract"
-    CATEGORY = "Stable-Pose"
-    DESCRIPTION = "Pose images in the format Stable-Pose was trained on, from images or POSE_KEYPOINT."
+    CATEGORY = "Stable-Pose/pose"
+    DESCRIPTION = (
+        "Finds people in images (or takes POSE_KEYPOINT from other packs) and draws their COCO-17 skeleton in "
+        "the colours Stable-Pose was trained on (not ControlNet's OpenPose colours), whatever the detector."
+    )
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, backend: str) -> bool | str:
+        """Accept the runnable backends and earlier releases' names of them (saved workflows say "mediapipe")."""
+        names = {status.name for status in backend_statuses(weight_roots()) if status.available} | {NO_BACKEND}
+        if LEGACY_BACKENDS.get(backend, backend) in names:
+            return True
+        return f"pose backend {backend!r} cannot run here; choose one of {sorted(names - {NO_BACKEND})}"
 
     def extract(
         self, image: torch.Tensor, backend: str, fit: str = "stretch", pose_keypoint: Any = None
@@ -167,4 +179,4 @@ class OpenPoseExtract:
 _register_weights_folder()
 
 NODE_CLASS_MAPPINGS = {"OpenPoseExtract": OpenPoseExtract}
-NODE_DISPLAY_NAME_MAPPINGS = {"OpenPoseExtract": "OpenPose Extract (Stable-Pose)"}
+NODE_DISPLAY_NAME_MAPPINGS = {"OpenPoseExtract": "Extract Pose → Stable-Pose Skeleton (COCO-17)"}

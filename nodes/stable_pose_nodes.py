@@ -19,7 +19,7 @@ from ..stablepose_core.pose_image import rgb_pose_images
 from .model_folder import FOLDER_NAME
 from .stable_pose_patch import StablePosePatch
 
-CATEGORY = "conditioning/stable_pose"
+CATEGORY = "Stable-Pose"
 WRAPPER_KEY = "stable_pose"
 ADDITIONAL_MODELS_KEY = "stable_pose"
 SCHEDULE_HELP = (
@@ -37,7 +37,10 @@ def mask_settings_inputs() -> dict:
             {"default": 23, "min": 1, "max": 255, "step": 2, "tooltip": "Gaussian kernel, layer 1"},
         ),
         "fine_kernel": ("INT", {"default": 13, "min": 1, "max": 255, "step": 2, "tooltip": "Gaussian kernel, layer 2"}),
-        "sigma": ("FLOAT", {"default": 3.0, "min": 0.1, "max": 64.0, "step": 0.1}),
+        "sigma": (
+            "FLOAT",
+            {"default": 3.0, "min": 0.1, "max": 64.0, "step": 0.1, "tooltip": "Gaussian sigma of both mask blurs"},
+        ),
         "threshold": (
             "FLOAT",
             {
@@ -66,12 +69,22 @@ class LoadStablePose:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"adapter_name": (folder_paths.get_filename_list(FOLDER_NAME),)}}
+        return {
+            "required": {
+                "adapter_name": (
+                    folder_paths.get_filename_list(FOLDER_NAME),
+                    {"tooltip": "Adapter file in models/stable_pose: the authors' .pth/.ckpt or a .safetensors"},
+                )
+            }
+        }
 
     RETURN_TYPES = ("STABLE_POSE",)
     FUNCTION = "load"
-    CATEGORY = CATEGORY
-    DESCRIPTION = "Loads a Stable-Pose adapter; the architecture is read from the file."
+    CATEGORY = f"{CATEGORY}/loaders"
+    DESCRIPTION = (
+        "Loads a Stable-Pose adapter (pose-masked ViT on a copy of the SD1.5 encoder) for Apply Stable-Pose. "
+        "The architecture is read from the file; files that are not adapters get an error naming what they are."
+    )
 
     def load(self, adapter_name: str):
         path = folder_paths.get_full_path_or_raise(FOLDER_NAME, adapter_name)
@@ -123,19 +136,32 @@ class ApplyStablePose:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL",),
-                "stable_pose": ("STABLE_POSE",),
+                "model": ("MODEL", {"tooltip": "An SD1.5-family model (SDXL, SD2 and Flux are refused)"}),
+                "stable_pose": ("STABLE_POSE", {"tooltip": "The adapter from Load Stable-Pose Adapter"}),
                 "pose_image": ("IMAGE", {"tooltip": "Stable-Pose skeleton(s): 1 for all latents or 1 per latent"}),
-                "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
-                "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
-                "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+                "strength": (
+                    "FLOAT",
+                    {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01, "tooltip": "Scale of the residuals"},
+                ),
+                "start_percent": (
+                    "FLOAT",
+                    {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip": "First step it acts on"},
+                ),
+                "end_percent": (
+                    "FLOAT",
+                    {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip": "Last step it acts on"},
+                ),
             },
             "optional": mask_settings_inputs(),
         }
 
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "apply"
-    CATEGORY = CATEGORY
+    CATEGORY = f"{CATEGORY}/conditioning"
+    DESCRIPTION = (
+        "Makes the model draw people in the pose of the pose image: at every sampling step in range the adapter "
+        "reads the noisy latent, the prompt and the pose and adds its residuals to the UNet (like a ControlNet)."
+    )
 
     def apply(self, model, stable_pose, pose_image, strength, start_percent, end_percent, **mask_options):
         check_finite(strength=strength, start_percent=start_percent, end_percent=end_percent)
@@ -164,7 +190,7 @@ class PoseMaskPreview:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "pose_image": ("IMAGE",),
+                "pose_image": ("IMAGE", {"tooltip": "Stable-Pose skeleton(s), sides multiples of 8 px"}),
                 "row": (["cond", "uncond"], {"tooltip": "masks of positive-prompt rows or negative-prompt rows"}),
                 "patch_size": ("INT", {"default": 2, "min": 1, "max": 8, "tooltip": "ViT patch (2 as released)"}),
             },
@@ -174,7 +200,7 @@ class PoseMaskPreview:
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("preview", "masks")
     FUNCTION = "preview"
-    CATEGORY = CATEGORY
+    CATEGORY = f"{CATEGORY}/preview"
     DESCRIPTION = "Per pose and ViT layer: left the latent-grid mask, right the patch-grid mask PMSA uses."
 
     def preview(self, pose_image, row, patch_size, **mask_options):
@@ -195,6 +221,6 @@ NODE_CLASS_MAPPINGS = {
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadStablePose": "Load Stable-Pose Adapter",
-    "ApplyStablePose": "Apply Stable-Pose",
-    "PoseMaskPreview": "Stable-Pose Mask Preview",
+    "ApplyStablePose": "Apply Stable-Pose Adapter (pose → model)",
+    "PoseMaskPreview": "Preview Stable-Pose Attention Masks",
 }

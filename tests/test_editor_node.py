@@ -61,7 +61,7 @@ def editor_module(comfy_host):
 
 def test_registered_with_display_name_and_inputs(comfy_host):
     pack = next(iter(comfy_host.pack_modules.values()))
-    assert pack.NODE_DISPLAY_NAME_MAPPINGS[NODE] == "Stable-Pose Editor"
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS[NODE] == "Edit Pose (Stable-Pose Editor)"
     node_class = comfy_host.node_class(NODE)
     assert node_class.RETURN_TYPES == ("IMAGE", "POSE_KEYPOINT") and node_class.OUTPUT_NODE
     specs = comfy_host.input_specs(NODE)
@@ -81,7 +81,7 @@ def test_round_trip_with_openpose_extract(comfy_host):
     def prompt(pose_json: str) -> dict[str, Any]:
         return {
             "1": {"class_type": "LoadImage", "inputs": {"image": "astronaut_editor.png"}},
-            "2": {"class_type": "OpenPoseExtract", "inputs": {"image": ["1", 0], "backend": "mediapipe"}},
+            "2": {"class_type": "OpenPoseExtract", "inputs": {"image": ["1", 0], "backend": "blazepose"}},
             "3": {
                 "class_type": NODE,
                 "inputs": {

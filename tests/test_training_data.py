@@ -175,7 +175,7 @@ def test_prepare_builds_a_folder_dataset_with_the_pack_detector(tmp_path):
     (tmp_path / "captions.json").write_text(json.dumps({"astronaut.png": "an astronaut in a white suit"}))
     out = tmp_path / "dataset"
     assert (
-        prepare_main([str(photos), str(out), "--captions", str(tmp_path / "captions.json"), "--backend", "mediapipe"])
+        prepare_main([str(photos), str(out), "--captions", str(tmp_path / "captions.json"), "--backend", "blazepose"])
         == 0
     )
     assert (out / "images" / "sub" / "astronaut.png").is_file() and not (out / "images" / "empty.png").exists()

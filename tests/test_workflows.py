@@ -160,7 +160,7 @@ def test_sample_inputs_are_current() -> None:
 
 def test_thumbnails_are_current(comfy_host: ComfyHost, installed: None) -> None:
     made = thumbnails(comfy_host)
-    expected = sorted(f"{Path(name).stem}.jpg" for name in set(WORKFLOWS) - HAND_MADE)
+    expected = sorted(f"{Path(name).stem}.jpg" for name in WORKFLOWS)  # hand-made ones too
     assert sorted(sample.name for sample in made) == expected
     for sample in made:
         assert sample.matches(WORKFLOWS_DIR / sample.name), f"{sample.name}: run tools/make_workflows.py"
@@ -249,7 +249,7 @@ def test_comfyui_lists_and_serves_each_workflow_once(comfy_host: ComfyHost, tmp_
 
 
 def test_demo_workflow_runs_without_weights(comfy_host: ComfyHost, installed: None) -> None:
-    """photo -> OpenPoseExtract (mediapipe) -> pose, pose over photo, mask preview: saved, as tools/demo.sh does."""
+    """photo -> OpenPoseExtract (blazepose) -> pose, pose over photo, mask preview: saved, as tools/demo.sh does."""
     workflow = load("photo_to_pose_preview.json")
     for node in workflow["nodes"]:  # new file names, so the saving runs even if the thumbnails ran this graph
         if node["type"] == "SaveImage":

@@ -182,7 +182,7 @@ Photo: any photo of people ({PHOTO} from this pack's workflows/ folder is an exa
 the generated size" scales and centre-crops it to 512x768; for a landscape photo set 768x512 there and in Empty
 Latent Image.
 
-OpenPose Extract finds the people (mediapipe runs offline; the other detectors are listed in its tooltip) and
+OpenPose Extract finds the people (blazepose is built in and offline; the other detectors are listed in its tooltip) and
 draws them as Stable-Pose was trained to see poses.
 
 Stable-Pose Editor: after a first run, click "Open pose editor", then "Load from input" to edit the detected
@@ -204,7 +204,7 @@ pose over the photo; "Apply" stores the edit in the node. With no edit the detec
             "OpenPoseExtract",
             (440, 100),
             (340, 110),
-            widgets={"backend": "mediapipe"},
+            widgets={"backend": "blazepose"},
             links={"image": "resize.IMAGE"},
         ),
         Node(
@@ -326,7 +326,7 @@ Photo: {PHOTO} from this pack's workflows/ folder (upload it) or any photo of pe
 both sides must be multiples of 8 px (SD1.5 latents are 1/8 of the image).
 
 OpenPose Extract draws each person's COCO-17 skeleton in the colours Stable-Pose was trained on (HumanSD's
-drawing); mediapipe runs offline, the other detectors are listed in its tooltip.
+drawing); blazepose is built in and offline, the other detectors are listed in its tooltip.
 
 Saved: the pose image (what Apply Stable-Pose takes), the pose over the photo, and the masks of pose-masked
 self-attention per ViT layer (left the latent grid, right the ViT patch grid).
@@ -338,7 +338,7 @@ self-attention per ViT layer (left the latent grid, right the ViT patch grid).
             "OpenPoseExtract",
             (440, 100),
             (340, 110),
-            widgets={"backend": "mediapipe"},
+            widgets={"backend": "blazepose"},
             links={"image": "photo.IMAGE"},
         ),
         Node("masks", "PoseMaskPreview", (440, 290), (340, 250), links={"pose_image": "extract.pose_image"}),
@@ -392,6 +392,7 @@ def thumbnails(host: ComfyHost) -> list[SampleImage]:
         SampleImage("photo_to_pose_preview.jpg", (thumbnail(photo, pose, overlay),)),
         SampleImage("photo_to_pose_to_image.jpg", (thumbnail(photo, overlay),)),
         SampleImage("stable_pose_txt2img.jpg", (thumbnail(example_pose()),)),
+        SampleImage("pose_editor.jpg", (thumbnail(example_pose()),)),
         SampleImage("pose_batch_video.jpg", (thumbnail(*pose_sequence()),)),
     ]
 

@@ -15,7 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.comfy_host import WIDGET_TYPES, ComfyHost, _has_control_widget
+import tomllib
+
+from tools.comfy_host import REPO_ROOT, WIDGET_TYPES, ComfyHost, _has_control_widget
 
 UPLOAD_VALUE = "image"  # what the frontend stores for LoadImage's upload button
 NOTE_COLOR = ("#432", "#653")
@@ -76,11 +78,22 @@ class _Socket:
     link: int | None = None
 
 
+def registry_properties() -> dict[str, str]:
+    """The pack's Comfy Registry id and version (pyproject.toml), as ComfyUI stores them in node properties."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    return {"cnr_id": project["name"], "ver": project["version"]}
+
+
 class WorkflowBuilder:
     """Turns a :class:`Spec` into ComfyUI's UI workflow (version 0.4) with the registered node definitions."""
 
     def __init__(self, host: ComfyHost) -> None:
         self.host = host
+
+    def registry_properties(self, node_type: str) -> dict[str, str]:
+        """``cnr_id``/``ver`` on the pack's nodes: the Comfy Registry id ComfyUI-Manager offers to install."""
+        pack_nodes = {name for module in self.host.pack_modules.values() for name in module.NODE_CLASS_MAPPINGS}
+        return registry_properties() if node_type in pack_nodes else {}
 
     def outputs(self, node_type: str) -> list[tuple[str, str]]:
         """(name, type) of each output: RETURN_NAMES where given, else the type, as the frontend labels them."""
@@ -171,7 +184,9 @@ class WorkflowBuilder:
                     {"name": name, "type": kind, "links": out_links.get((node.key, slot))}
                     for slot, (name, kind) in enumerate(outputs[node.key])
                 ],
-                "properties": {} if node.type == "Note" else {"Node name for S&R": node.type, **node.properties},
+                "properties": {}
+                if node.type == "Note"
+                else {"Node name for S&R": node.type, **self.registry_properties(node.type), **node.properties},
                 "widgets_values": widgets_values,
             }
             if node.title:
