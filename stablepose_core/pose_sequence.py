@@ -107,3 +107,9 @@ def pose_keypoint_frames(pose_keypoint: Any) -> list[Any]:
     if not frames:
         raise ValueError("POSE_KEYPOINT is empty (no frames): connect poses from a detector, editor or file")
     return frames
+
+
+def without_absent_people(pose: PoseKeypoints) -> PoseKeypoints:
+    """The frame without its all-zero (absent) slots, e.g. before drawing: the renderer draws only the first
+    ten people, which should be the ten present ones, not empty slots of people seen in other frames."""
+    return PoseKeypoints(pose.keypoints[pose.keypoints.any(axis=(1, 2))], pose.width, pose.height)
