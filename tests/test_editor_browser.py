@@ -395,7 +395,7 @@ def test_load_from_input_with_background(server: ComfyServer, browser: Any) -> N
     unedited = saved_image(server, entry)
     wait_for(
         driver,
-        f"window.comfyAPI.app.app.graph.getNodeById({node_id}).stablePoseInput?.seed",
+        f"window.comfyAPI.app.app.graph.getNodeById({node_id}).stablePoseInput?.seeds?.length",
         "the input pose to reach the node in the browser",
         30,
     )

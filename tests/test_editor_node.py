@@ -312,6 +312,16 @@ def js_fixtures(editor_module) -> dict[str, Any]:
         "pose": json.loads(pose.to_json()),
         "flipped": json.loads(pose.flip_horizontal().to_json()),
         "fitted_640x480": json.loads(pose.fit_to_canvas(640, 480).to_json()),
+        "keyframes": keyframes_document(
+            {
+                0: np.round(points.astype(np.float64), 2),
+                8: np.round(pose.flip_horizontal().keypoints.astype(np.float64), 2),
+            },
+            9,
+            pose.width,
+            pose.height,
+            "ease_in_out",
+        ),
     }
 
 
