@@ -282,7 +282,7 @@ export function openPoseEditor({ spec, timeline, interpolate, background = null,
   function updateTimeline() {
     const last = timeline.frameCount - 1;
     Object.assign(scrub, { max: last, value: current, disabled: last === 0 });
-    frameCount.value = timeline.frameCount;
+    if (document.activeElement !== frameCount) frameCount.value = timeline.frameCount; // not while typing
     curve.value = timeline.curve;
     keyMarks.replaceChildren(
       ...timeline.keyFrames().map((frame) => {
