@@ -104,6 +104,21 @@ def test_two_people_crossing_keep_their_identities():
     assert not tracked.keypoints[:30, 2].any() and (tracked.keypoints[30:, 2, 0, :2] == (320, 20)).all()
 
 
+@pytest.mark.parametrize(("away", "slots"), [(5, 2), (15, 3)])
+def test_someone_leaving_briefly_keeps_the_identity_and_for_long_gets_a_new_one(away, slots):
+    """B leaves for ``away`` frames and comes back where it left: within max_missed (10) it is B again."""
+    frames = []
+    for t in range(40):
+        people = [person_at(100 + 2 * t, 150)]
+        if not 10 <= t < 10 + away:
+            people.append(person_at(400, 150))
+        frames.append(people)
+    tracked = track_people([PoseKeypoints(np.stack(f), W, H) for f in frames])
+    assert tracked.num_people == slots
+    back = 10 + away
+    assert tracked.keypoints[back, slots - 1, 0, 0] == 400 and not tracked.keypoints[10:back, 1:].any()
+
+
 def test_select_person_and_largest():
     big = person_at(300, 100)
     big[:, :2] = (big[:, :2] - 300) * 1.5 + 300
