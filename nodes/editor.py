@@ -164,7 +164,7 @@ class StablePoseEditor:
                     {
                         "default": "",
                         "multiline": False,
-                        "tooltip": "The edited pose (set by the editor; empty = use the input pose).",
+                        "tooltip": "The edit: one pose or timeline keyframes (set by the editor; empty = input poses).",
                     },
                 ),
             },

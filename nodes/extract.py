@@ -126,7 +126,10 @@ class OpenPoseExtract:
     )
     FUNCTION = "extract"
     CATEGORY = "Stable-Pose"
-    DESCRIPTION = "Pose images in the format Stable-Pose was trained on, from images or POSE_KEYPOINT."
+    DESCRIPTION = (
+        "Pose images in the format Stable-Pose was trained on, from images or POSE_KEYPOINT; "
+        "video batches can be tracked and smoothed."
+    )
 
     def extract(
         self,

@@ -360,6 +360,7 @@ export function openPoseEditor({ spec, timeline, interpolate, background = null,
 
   function toggleKey() {
     if (timeline.isKey(current)) timeline.removeKey(current);
+    else if (timeline.keys.size === 0 && timeline.inputFrames.length > 1) timeline.keysFromInput();
     else timeline.setKey(current, model.pose);
     refreshInbetweens();
     showFrame(current);
@@ -463,8 +464,12 @@ export function openPoseEditor({ spec, timeline, interpolate, background = null,
   }
   cancel.addEventListener("click", close);
   apply.addEventListener("click", () => {
-    if (timeline.keys.size === 0 && timeline.frameCount !== timeline.inputFrames.length)
-      timeline.setKey(current, model.pose);
+    // No keys: an input clip of the same length passes through; else the frames shown become the keys.
+    if (timeline.keys.size === 0 && timeline.frameCount !== timeline.inputFrames.length) {
+      const frames = timeline.frameCount;
+      if (!timeline.keysFromInput()) timeline.setKey(current, model.pose);
+      timeline.setFrameCount(frames);
+    }
     onApply({ pose: model.pose, timeline });
     close();
   });
