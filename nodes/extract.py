@@ -20,7 +20,11 @@ import torch
 
 from ..stablepose_core.keypoints import PoseKeypoints, pose_keypoint_frames
 from ..stablepose_core.pose_detection import LEGACY_BACKENDS, backend_statuses, create_detector
+from ..stablepose_core.pose_sequence import without_absent_people
+from ..stablepose_core.pose_smoothing import smooth_poses
+from ..stablepose_core.pose_tracking import track_people as track
 from ..stablepose_core.skeleton import MAX_PEOPLE, render_pose
+from .pose_sequence import smoothing_inputs
 
 log = logging.getLogger("stable_pose")
 
@@ -88,6 +92,23 @@ class OpenPoseExtract:
                         "instead of detecting. One frame for all images, or one per image."
                     },
                 ),
+                "track_people": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Video: give each person one identity across frames (person k is the same in "
+                        "every output frame; frames where someone is missed hold an empty slot).",
+                    },
+                ),
+                "smooth": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Video: remove detector jitter (tracks people first, then a One-Euro filter per "
+                        "joint with the settings below; short gaps filled).",
+                    },
+                ),
+                **smoothing_inputs(),
             },
         }
 
@@ -113,7 +134,14 @@ class OpenPoseExtract:
         return f"pose backend {backend!r} cannot run here; choose one of {sorted(names - {NO_BACKEND})}"
 
     def extract(
-        self, image: torch.Tensor, backend: str, fit: str = "stretch", pose_keypoint: Any = None
+        self,
+        image: torch.Tensor,
+        backend: str,
+        fit: str = "stretch",
+        pose_keypoint: Any = None,
+        track_people: bool = False,
+        smooth: bool = False,
+        **smoothing: Any,
     ) -> tuple[torch.Tensor, list[dict]]:
         if fit not in FIT_MODES:
             raise ValueError(f"fit must be one of {FIT_MODES}, got {fit!r}")
@@ -124,8 +152,11 @@ class OpenPoseExtract:
             poses = self._given_poses(pose_keypoint_frames(pose_keypoint), image.shape[0], width, height, fit)
         else:
             poses = self._detect(image, backend)
+        if track_people or smooth:
+            sequence = track(poses)
+            poses = (smooth_poses(sequence, **smoothing) if smooth else sequence).poses()
         self._warn_about(poses)
-        pose_images = np.stack([render_pose(pose) for pose in poses])
+        pose_images = np.stack([render_pose(without_absent_people(pose)) for pose in poses])
         return torch.from_numpy(pose_images).float() / 255.0, [pose.to_pose_keypoint() for pose in poses]
 
     @staticmethod
@@ -166,7 +197,7 @@ class OpenPoseExtract:
         empty = [index for index, pose in enumerate(poses) if not pose.visible.any()]
         if empty:
             log.warning("Stable-Pose: no person found in frame(s) %s: their pose images are black", empty)
-        crowded = [index for index, pose in enumerate(poses) if pose.num_people > MAX_PEOPLE]
+        crowded = [index for index, pose in enumerate(poses) if without_absent_people(pose).num_people > MAX_PEOPLE]
         if crowded:
             log.warning(
                 "Stable-Pose: frame(s) %s have more than %d people; only the first %d are drawn (as in training)",

@@ -112,16 +112,25 @@ def parse_pose_text(text: str, what: str = "pose JSON") -> PoseKeypoints:
     """A pose pasted or saved as text: a ``stable-pose-coco17`` document or a ``POSE_KEYPOINT`` frame (or a list
     holding one frame), so a pose copied from elsewhere can be used. Every problem is a :class:`PoseDataError`
     naming ``what``."""
-    data = parse_json(text, what)
+    return pose_from_data(parse_json(text, what), what)
+
+
+def pose_from_data(data: Any, what: str = "pose JSON") -> PoseKeypoints:
+    """:func:`parse_pose_text` for JSON already parsed (:func:`parse_json`)."""
     if isinstance(data, list) and len(data) == 1:
         data = data[0]
     if not isinstance(data, dict):
         raise PoseDataError(f"{what} must be a JSON object, got {type(data).__name__}")
     if data.get("format") == JSON_FORMAT:
         return PoseKeypoints.from_document(data)
-    if "people" in data and "canvas_width" in data and "canvas_height" in data:
+    if is_pose_keypoint_frame(data):
         return PoseKeypoints.from_pose_keypoint(data)
     raise PoseDataError(f'{what} must be a "{JSON_FORMAT}" document or a POSE_KEYPOINT frame')
+
+
+def is_pose_keypoint_frame(data: Any) -> bool:
+    """Whether ``data`` looks like one ``POSE_KEYPOINT`` frame (people and a canvas size)."""
+    return isinstance(data, dict) and all(key in data for key in ("people", "canvas_width", "canvas_height"))
 
 
 def pose_keypoint_frames(pose_keypoint: Any) -> list[Any]:

@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.pose_keyframes import clip_from_keyframes
 from stablepose_core.skeleton import LIMB_COLORS, render_pose
 from tests.support.browser import (
     ComfyServer,
@@ -239,7 +240,7 @@ def test_load_from_input_with_background(server: ComfyServer, browser: Any) -> N
     unedited = saved_image(server, entry)
     wait_for(
         driver,
-        f"window.comfyAPI.app.app.graph.getNodeById({node_id}).stablePoseInput?.seed",
+        f"window.comfyAPI.app.app.graph.getNodeById({node_id}).stablePoseInput?.seeds?.length",
         "the input pose to reach the node in the browser",
         30,
     )
@@ -300,3 +301,96 @@ def test_vue_node_renderer(server: ComfyServer, browser: Any) -> None:
         assert_no_extension_errors(driver)
     finally:
         server.post_json("/settings/Comfy.VueNodes.Enabled", False)
+
+
+def saved_images(server: ComfyServer, entry: dict[str, Any]) -> list[np.ndarray]:
+    saved = next(output["images"] for output in entry["outputs"].values() if output.get("images"))
+    pictures = []
+    for image in saved:
+        query = urllib.parse.urlencode({key: image[key] for key in ("filename", "subfolder", "type")})
+        pictures.append(np.asarray(Image.open(io.BytesIO(server.get(f"/view?{query}"))).convert("RGB")))
+    return pictures
+
+
+def editor_state(driver: Any) -> dict[str, Any]:
+    return run_js(
+        driver,
+        """
+        const overlay = document.querySelector("[data-stable-pose-editor=open]");
+        const { model, timeline, current } = overlay.stablePoseEditor;
+        return { frame: current(), pose: model.pose, keys: timeline.keyFrames(), frames: timeline.frameCount,
+                 interpolation: overlay.dataset.interpolation };
+        """,
+    )
+
+
+def test_timeline_keyframes_play_and_queue(server: ComfyServer, browser: Any) -> None:
+    """Nine frames, a key at 0 (a new person) and at 8 (right wrist dragged), scrub, play, apply, queue: every
+    frame the server draws is the core's interpolation of the stored keys, and the editor showed the same."""
+    driver = browser
+    load_page(driver, server)
+    node_id = run_js(
+        driver,
+        """
+        await app.loadGraphData(args[0]);
+        app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [0, 0];
+        return app.graph._nodes.find((n) => n.type === "StablePoseEditor").id;
+        """,
+        json.loads(WORKFLOW.read_text()),
+    )
+    resources_before = driver.execute_script("return performance.getEntriesByType('resource').length")
+    editor = open_editor(driver, node_id)
+    click = lambda action: editor.find_element("css selector", f"button[data-action={action}]").click()  # noqa: E731
+    frame_count = editor.find_element("css selector", "input[data-role=frame-count]")
+    frame_count.clear()
+    frame_count.send_keys("9\t")
+    assert editor_state(driver)["frames"] == 9
+    click("add-person")
+    for _ in range(8):
+        click("next-frame")
+    state = editor_state(driver)
+    assert state["frame"] == 8 and state["keys"] == [0]
+    wrist = run_js(
+        driver,
+        """
+        const overlay = document.querySelector("[data-stable-pose-editor=open]");
+        const [x, y] = overlay.stablePoseEditor.model.pose.people[0][args[0]];
+        const canvas = overlay.querySelector("canvas");
+        const rect = canvas.getBoundingClientRect();
+        const scale = rect.width / canvas.width;
+        return { screen: [rect.left + x * scale, rect.top + y * scale] };
+        """,
+        RIGHT_WRIST,
+    )
+    pointer_drag(driver, tuple(wrist["screen"]), DRAG)
+    wait_for(driver, "document.querySelector('[data-stable-pose-editor=open]').dataset.interpolation === 'ready'",
+             "the server's in-betweens")  # fmt: skip
+    assert editor_state(driver)["keys"] == [0, 8]
+    for _ in range(4):
+        click("prev-frame")
+    shown_middle = editor_state(driver)
+    assert shown_middle["frame"] == 4
+    click("play")
+    wait_for(driver, "document.querySelector('[data-stable-pose-editor=open]').dataset.frame === '7'", "playback")
+    click("play")
+    assert editor.get_attribute("data-playing") == "no"
+    new_resources = driver.execute_script(
+        "return performance.getEntriesByType('resource').slice(arguments[0]).map((e) => e.name)", resources_before
+    )
+    assert not [url for url in new_resources if not url.startswith(server.url)], new_resources
+    click("apply")
+    wait_for(driver, "!document.querySelector('[data-stable-pose-editor=open]')", "the editor to close", 10)
+
+    stored = json.loads(pose_widget_value(driver, node_id))
+    assert stored["format"] == "stable-pose-coco17-keyframes" and stored["frames"] == 9
+    assert [key["frame"] for key in stored["keys"]] == [0, 8]
+    clip = clip_from_keyframes(stored)
+    np.testing.assert_allclose(shown_middle["pose"]["people"], clip.keypoints[4], atol=1e-4)
+    assert not np.allclose(clip.keypoints[4], clip.keypoints[0]), "frame 4 is an in-between, not a held key"
+    entry = queue_and_wait(driver, server)
+    images = saved_images(server, entry)
+    assert len(images) == 9
+    for frame, image in enumerate(images):
+        np.testing.assert_array_equal(image, render_pose(clip.poses()[frame]), err_msg=f"frame {frame}")
+    assert_no_extension_errors(driver)

@@ -29,12 +29,15 @@ import torch
 from PIL import Image, ImageSequence
 
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.pose_keyframes import clip_from_keyframes
+from stablepose_core.pose_sequence import PoseSequence
+from stablepose_core.pose_smoothing import smooth_poses
 from tests.support.browser import PACK_NAME, ComfyServer, assert_no_extension_errors, load_page, queue_and_wait, run_js
 from tools.comfy_host import MODE_BYPASSED, REPO_ROOT, ComfyHost, HostError, RunResult
 from tools.make_workflows import ADAPTER, MODEL_FILES, SEED, WORKFLOWS_DIR, build_workflows, thumbnails
 from tools.run_workflow import apply_override
 from tools.workflow_format import workflow_text
-from tools.workflow_samples import POSE_SIZE, SAMPLE_NAMES, sample_inputs
+from tools.workflow_samples import KEY_POSE_FRAMES, POSE_SIZE, SAMPLE_NAMES, key_poses_keyframes, sample_inputs
 
 WORKFLOWS = sorted(path.name for path in WORKFLOWS_DIR.glob("*.json"))
 HAND_MADE = {"pose_editor.json"}  # made in ComfyUI by the editor's author, not by tools/make_workflows.py
@@ -321,6 +324,21 @@ def test_pose_batch_makes_one_frame_per_pose_with_shared_noise(comfy_host, insta
     with Image.open(animation) as image:
         assert [frame.size for frame in ImageSequence.Iterator(image)] == [TEST_LATENT] * 4
     assert len(saved_files(comfy_host, posed, node_of(workflow, "SaveImage"))) == 4
+
+
+@pytest.mark.slow
+def test_key_poses_to_video_draws_the_smoothed_interpolation(comfy_host, installed, seed) -> None:
+    """editor keyframes -> Smooth Pose Sequence -> Draw Poses -> Stable-Pose: one frame per interpolated pose."""
+    workflow = shrunk(comfy_host, "key_poses_to_video.json", seed)
+    result = run(comfy_host, workflow)
+    clip = clip_from_keyframes(key_poses_keyframes())
+    editor_frames = PoseSequence.from_pose_keypoint(output(result, workflow, "StablePoseEditor", 1))
+    smoothed = PoseSequence.from_pose_keypoint(output(result, workflow, "StablePoseSmooth"))
+    np.testing.assert_allclose(editor_frames.keypoints[..., :2], clip.keypoints[..., :2], atol=1e-3)
+    np.testing.assert_allclose(smoothed.keypoints, smooth_poses(editor_frames).keypoints, atol=1e-3)
+    poses = output(result, workflow, "StablePoseDraw")
+    assert poses.shape == (KEY_POSE_FRAMES, POSE_SIZE[1], POSE_SIZE[0], 3)
+    assert_generated(output(result, workflow, "VAEDecode"), KEY_POSE_FRAMES)
 
 
 # ----- headless: tools/run_workflow.py -----

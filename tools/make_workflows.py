@@ -18,6 +18,7 @@ fails when a committed file differs from what would be generated.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
@@ -29,12 +30,15 @@ from tools.comfy_host import REPO_ROOT, ComfyHost
 from tools.workflow_format import Group, Node, Spec, WorkflowBuilder, note, save_image, workflow_text
 from tools.workflow_samples import (
     EXAMPLE_POSE,
+    KEY_POSE_FRAMES,
     PHOTO,
     POSE_SEQUENCE,
     POSE_SIZE,
     SEQUENCE_FRAME_MS,
     SampleImage,
     example_pose,
+    key_poses_clip,
+    key_poses_keyframes,
     pixels,
     pose_sequence,
     sample_inputs,
@@ -365,7 +369,81 @@ self-attention per ViT layer (left the latent grid, right the ViT patch grid).
     return Spec("photo_to_pose_preview", nodes, groups)
 
 
-SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview)
+def key_poses_to_video() -> Spec:
+    text = f"""
+Key poses (or a video) -> smoothed pose sequence -> one generated frame per pose.
+
+Stable-Pose Editor: the key poses. Click "Open pose editor": the timeline holds {KEY_POSE_FRAMES} frames with keys
+at 0, 7 and 15 (a jumping jack). Drag joints on any frame to make it a key, scrub or Play to preview the
+in-betweens (the server computes them with the same interpolation the node runs), Apply stores the keys.
+
+From a video instead: Load Image of an animated WebP/GIF (or a video loader's IMAGE batch) -> OpenPose Extract
+with track_people and smooth on -> connect its pose_keypoint to Smooth Pose Sequence below (or to the editor's
+pose_keypoint, to edit the detected frames: "Keys from input").
+
+Smooth Pose Sequence: One-Euro filter per person and joint (tooltips say what each setting trades); key poses
+are already smooth, detected ones jitter. Draw Poses renders one Stable-Pose pose image per frame.
+{MODELS_TEXT}{APPLY_TEXT}
+Every frame uses the same noise (Latent Batch Seed Behavior "fixed"); frames are saved as an animated WebP.
+"""
+    nodes = (
+        Node(
+            "editor",
+            "StablePoseEditor",
+            (40, 100),
+            (340, 150),
+            "Key poses",
+            {"width": POSE_SIZE[0], "height": POSE_SIZE[1], "pose_json": json.dumps(key_poses_keyframes())},
+        ),
+        Node("smooth", "StablePoseSmooth", (40, 320), (340, 180), links={"pose_keypoint": "editor.pose_keypoint"}),
+        Node("draw", "StablePoseDraw", (40, 560), (340, 110), links={"pose_keypoint": "smooth.pose_keypoint"}),
+        Node("poses_view", "PreviewImage", (40, 720), (340, 480), "Pose sequence", links={"images": "draw.pose_image"}),
+        Node("size", "GetImageSize", (40, 1260), (340, 100), links={"image": "draw.pose_image"}),
+        checkpoint((440, 100)),
+        adapter((440, 260)),
+        *prompts(440, 380, "an astronaut in a white spacesuit doing jumping jacks on the moon, full body, photograph"),
+        apply_stable_pose((440, 780), "draw.pose_image"),
+        Node(
+            "latent",
+            "EmptyLatentImage",
+            (440, 1080),
+            (400, 110),
+            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1], "batch_size": KEY_POSE_FRAMES},
+            links={"width": "size.width", "height": "size.height", "batch_size": "size.batch_size"},
+        ),
+        Node(
+            "same_noise",
+            "LatentBatchSeedBehavior",
+            (440, 1260),
+            (400, 80),
+            "Same noise for every frame",
+            {"seed_behavior": "fixed"},
+            {"samples": "latent.LATENT"},
+        ),
+        *sampling(900, 100, "same_noise.LATENT"),
+        Node(
+            "animation",
+            "SaveAnimatedWEBP",
+            (1300, 100),
+            (520, 520),
+            "Save animation",
+            {"filename_prefix": "stable_pose/key_poses", "fps": 8.0, "lossless": False, "quality": 90},
+            {"images": "decode.IMAGE"},
+        ),
+        note("note", (-420, 100), (380, 900), text),
+    )
+    groups = (
+        Group("Poses", ("editor", "smooth", "draw", "poses_view", "size")),
+        Group(
+            "Models, prompt and Stable-Pose",
+            ("ckpt", "adapter", "positive", "negative", "apply", "latent", "same_noise"),
+        ),
+        Group("Sampling", ("sampler", "decode", "animation")),
+    )
+    return Spec("key_poses_to_video", nodes, groups)
+
+
+SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview, key_poses_to_video)
 
 
 def build_workflows(host: ComfyHost) -> dict[str, dict[str, Any]]:
@@ -394,6 +472,7 @@ def thumbnails(host: ComfyHost) -> list[SampleImage]:
         SampleImage("stable_pose_txt2img.jpg", (thumbnail(example_pose()),)),
         SampleImage("pose_editor.jpg", (thumbnail(example_pose()),)),
         SampleImage("pose_batch_video.jpg", (thumbnail(*pose_sequence()),)),
+        SampleImage("key_poses_to_video.jpg", (thumbnail(*key_poses_clip()),)),
     ]
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.pose_keyframes import clip_from_keyframes, keyframes_document
 from stablepose_core.skeleton import render_pose
 
 PHOTO = "stable_pose_astronaut.jpg"
@@ -25,6 +26,7 @@ POSE_SEQUENCE = "stable_pose_pose_sequence.webp"
 SAMPLE_NAMES = (PHOTO, EXAMPLE_POSE, POSE_SEQUENCE)
 POSE_SIZE = (512, 768)
 SEQUENCE_FRAME_MS = 250
+KEY_POSE_FRAMES = 16
 THUMBNAIL_SIDE = 768
 JPEG_TOLERANCE = 3.0  # mean absolute error (of 255) a quality-90 JPEG of the photo stays within
 
@@ -72,6 +74,24 @@ def pose_sequence() -> list[np.ndarray]:
     """A jumping jack: arms down, halfway, up, halfway; legs apart as the arms rise (frames 1 and 3 match)."""
     steps = [(15, 4), (90, 12), (165, 20), (90, 12)]
     return [render_pose(_figure((arm, arm), (arm, arm), (leg, leg), (leg, leg))) for arm, leg in steps]
+
+
+def key_poses_keyframes() -> dict[str, Any]:
+    """Stable-Pose Editor keyframes: a jumping jack, arms down -> up -> down over :data:`KEY_POSE_FRAMES` frames."""
+    keys = {0: (15, 4), 7: (165, 20), 15: (15, 4)}
+    figures = {frame: _figure((arm, arm), (arm, arm), (leg, leg), (leg, leg)) for frame, (arm, leg) in keys.items()}
+    return keyframes_document(
+        {frame: np.round(figure.keypoints.astype(np.float64), 2) for frame, figure in figures.items()},
+        KEY_POSE_FRAMES,
+        *POSE_SIZE,
+        "ease_in_out",
+    )
+
+
+def key_poses_clip() -> list[np.ndarray]:
+    """Every third frame of the keyframes' clip, drawn."""
+    clip = clip_from_keyframes(key_poses_keyframes())
+    return [render_pose(pose) for pose in clip.poses()[::3]]
 
 
 @dataclass(frozen=True)
