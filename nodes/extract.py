@@ -48,7 +48,7 @@ def weight_roots() -> list[str]:
     return roots
 
 
-def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
+def to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
     """One ComfyUI image (H, W, C) float [0, 1] -> uint8 RGB."""
     pixels = (frame.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     if pixels.shape[-1] == 1:
@@ -56,11 +56,67 @@ def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
-def _pose_frames(pose_keypoint: Any) -> list[dict]:
+def _pose_frames(pose_keypoint: Any, name: str) -> list[dict]:
     frames = [pose_keypoint] if isinstance(pose_keypoint, dict) else list(pose_keypoint)
     if not frames:
-        raise ValueError("pose_keypoint input is empty (no frames)")
+        raise ValueError(f"{name} input is empty (no frames)")
     return frames
+
+
+def backend_input() -> tuple[list[str], dict]:
+    """The ``backend`` combo: the detectors that can run here (first = default), the tooltip says how to enable
+    the others."""
+    statuses = backend_statuses(weight_roots())
+    names = [status.name for status in statuses if status.available] or [NO_BACKEND]
+    tooltip = "Pose detector. " + "; ".join(
+        f"{status.name}: {'ready' if status.available else 'unavailable'} ({status.detail})" for status in statuses
+    )
+    return names, {"default": names[0], "tooltip": tooltip}
+
+
+def given_poses(
+    pose_keypoint: Any, batch: int, width: int, height: int, fit: str = "stretch", name: str = "pose_keypoint"
+) -> list[PoseKeypoints]:
+    """``POSE_KEYPOINT`` (one frame for all images, or one per image; one image may take several frames) on a
+    ``width`` × ``height`` canvas each: stretched, fitted (letterbox) or centre-cropped (``fit``: "stretch", "fit",
+    "crop") onto it. ``name`` is the input's name in error messages."""
+    frames = _pose_frames(pose_keypoint, name)
+    if len(frames) != batch and 1 not in (len(frames), batch):
+        raise ValueError(
+            f"{name} has {len(frames)} frames but image has {batch}: give one frame, one image, "
+            "or as many frames as images"
+        )
+    place = {
+        "stretch": PoseKeypoints.scale_to,
+        "fit": PoseKeypoints.fit_to_canvas,
+        "crop": PoseKeypoints.crop_to_canvas,
+    }
+    poses = []
+    for index in range(max(len(frames), batch)):
+        pose = PoseKeypoints.from_pose_keypoint(frames[index % len(frames)], default_size=(width, height))
+        poses.append(place[fit](pose, width, height))
+    return poses
+
+
+def detect_poses(image: torch.Tensor, backend: str) -> list[PoseKeypoints]:
+    """Run ``backend`` on each image of a ComfyUI batch, with ComfyUI's progress bar and interruption."""
+    if backend == NO_BACKEND:
+        statuses = backend_statuses(weight_roots())
+        raise RuntimeError(
+            "no pose detector can run; connect a pose_keypoint input or enable one: "
+            + "; ".join(f"{status.name}: {status.detail}" for status in statuses)
+        )
+    detector = create_detector(backend, weight_roots(), str(comfy.model_management.get_torch_device()))
+    progress = comfy.utils.ProgressBar(image.shape[0])
+    poses = []
+    try:
+        for frame in image:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            poses.append(detector(to_uint8_rgb(frame)))
+            progress.update(1)
+    finally:
+        detector.close()
+    return poses
 
 
 class OpenPoseExtract:
@@ -68,15 +124,10 @@ class OpenPoseExtract:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
-        statuses = backend_statuses(weight_roots())
-        names = [status.name for status in statuses if status.available] or [NO_BACKEND]
-        tooltip = "Pose detector. " + "; ".join(
-            f"{status.name}: {'ready' if status.available else 'unavailable'} ({status.detail})" for status in statuses
-        )
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "Images to detect people in; the pose images get their size."}),
-                "backend": (names, {"default": names[0], "tooltip": tooltip}),
+                "backend": backend_input(),
             },
             "optional": {
                 "fit": (
@@ -114,45 +165,12 @@ class OpenPoseExtract:
             raise ValueError(f"fit must be one of {FIT_MODES}, got {fit!r}")
         height, width = int(image.shape[1]), int(image.shape[2])
         if pose_keypoint is not None:
-            poses = self._given_poses(_pose_frames(pose_keypoint), image.shape[0], width, height, fit)
+            poses = given_poses(pose_keypoint, image.shape[0], width, height, fit)
         else:
-            poses = self._detect(image, backend)
+            poses = detect_poses(image, backend)
         self._warn_about(poses)
         pose_images = np.stack([render_pose(pose) for pose in poses])
         return torch.from_numpy(pose_images).float() / 255.0, [pose.to_pose_keypoint() for pose in poses]
-
-    @staticmethod
-    def _given_poses(frames: list[dict], batch: int, width: int, height: int, fit: str) -> list[PoseKeypoints]:
-        if len(frames) != batch and 1 not in (len(frames), batch):
-            raise ValueError(
-                f"pose_keypoint has {len(frames)} frames but image has {batch}: give one frame, one image, "
-                "or as many frames as images"
-            )
-        poses = []
-        for index in range(max(len(frames), batch)):
-            pose = PoseKeypoints.from_pose_keypoint(frames[index % len(frames)], default_size=(width, height))
-            poses.append(pose.fit_to_canvas(width, height) if fit == "fit" else pose.scale_to(width, height))
-        return poses
-
-    @staticmethod
-    def _detect(image: torch.Tensor, backend: str) -> list[PoseKeypoints]:
-        if backend == NO_BACKEND:
-            statuses = backend_statuses(weight_roots())
-            raise RuntimeError(
-                "no pose detector can run; connect a pose_keypoint input or enable one: "
-                + "; ".join(f"{status.name}: {status.detail}" for status in statuses)
-            )
-        detector = create_detector(backend, weight_roots(), str(comfy.model_management.get_torch_device()))
-        progress = comfy.utils.ProgressBar(image.shape[0])
-        poses = []
-        try:
-            for frame in image:
-                comfy.model_management.throw_exception_if_processing_interrupted()
-                poses.append(detector(_to_uint8_rgb(frame)))
-                progress.update(1)
-        finally:
-            detector.close()
-        return poses
 
     @staticmethod
     def _warn_about(poses: list[PoseKeypoints]) -> None:
