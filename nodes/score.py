@@ -52,9 +52,10 @@ def score_batch(
     if detected is None:
         found = detect_poses(images, backend)
     else:
-        found = given_poses(detected, batch, width, height, name="detected")
-        if len(found) != batch:
-            raise ValueError(f"detected has {len(found)} frames but images has {batch}: give one frame per image")
+        frames = [detected] if isinstance(detected, dict) else list(detected)
+        if len(frames) != batch:
+            raise ValueError(f"detected has {len(frames)} frames but images has {batch}: give one frame per image")
+        found = given_poses(frames, batch, width, height, name="detected")
     scores = []
     for index, (goal, people) in enumerate(zip(targets, found, strict=True)):
         try:
