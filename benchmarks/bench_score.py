@@ -76,7 +76,8 @@ def main() -> None:
         for backend in backends:
             detector = create_detector(backend, roots)
             try:
-                rows[f"{backend} detection + score + overlay"] = frames_per_second(
+                people = detector(frames[0]).num_people
+                rows[f"{backend} detection + score + overlay ({people} found)"] = frames_per_second(
                     lambda i, run=detector: score(i, run(frames[i % len(frames)])), args.images
                 )
             finally:
@@ -84,7 +85,7 @@ def main() -> None:
     weights = " (dwpose/openpose: random weights)" if args.random_weights else ""
     print(f"CPU threads: {os.cpu_count()}, images {args.size}x{args.size}, one person{weights}")
     for name, rate in rows.items():
-        print(f"{name:40s} {rate:8.1f} images/s")
+        print(f"{name:50s} {rate:8.2f} images/s")
 
 
 if __name__ == "__main__":
