@@ -144,12 +144,19 @@ def detect(
     detections: list[dict[str, Any]] = []
     try:
         for image in progress(ground_truth["images"], len(ground_truth["images"]), f"detecting people ({backend})"):
-            with Image.open(files[image["id"]]) as opened:
-                pose = detector(np.asarray(opened.convert("RGB")))
+            pose = detector(_read_rgb(files[image["id"]]))
             detections += pose_to_results(pose.scale_to(image["width"], image["height"]), image["id"])
     finally:
         detector.close()
     return detections
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as opened:
+            return np.asarray(opened.convert("RGB"))
+    except (OSError, ValueError) as error:
+        raise EvaluationError(f"{path}: cannot read the image ({error})") from error
 
 
 def pose_to_results(pose: PoseKeypoints, image_id: int) -> list[dict[str, Any]]:
@@ -171,7 +178,7 @@ def load_detections(path: Path, ground_truth: dict[str, Any]) -> list[dict[str, 
         detections = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise EvaluationError(f"--detections {path}: cannot read a JSON file ({error})") from error
-    if not isinstance(detections, list):
+    if not isinstance(detections, list) or not all(isinstance(entry, dict) for entry in detections):
         raise EvaluationError(f"--detections {path}: expected a COCO results list [{{image_id, keypoints, score}}]")
     for detection in detections:
         detection.setdefault("category_id", PERSON_CATEGORY["id"])

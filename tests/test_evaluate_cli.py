@@ -178,6 +178,11 @@ def test_ambiguous_and_bad_inputs(generated, tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps([{"image_id": 5, "keypoints": [0] * 51, "score": 1}]))
     assert run_cli("--annotations", truth, "--detections", tmp_path / "bad.json", "--out", tmp_path / "o") == 2
     assert "image_id 5 is not in the ground truth" in capsys.readouterr().err
+    (tmp_path / "imgs" / "same.webp").unlink()
+    (tmp_path / "imgs" / "shifted.png").unlink()
+    (tmp_path / "imgs" / "shifted.jpg").write_bytes(b"not an image")
+    assert run_cli("--annotations", truth, "--images", tmp_path / "imgs", "--out", tmp_path / "o") == 2
+    assert "cannot read the image" in capsys.readouterr().err
     (tmp_path / "gt.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png"}]}))
     assert run_cli("--annotations", tmp_path / "gt.json", "--images", images, "--out", tmp_path / "o") == 2
     assert "images[0] lacks ['height', 'width']" in capsys.readouterr().err
