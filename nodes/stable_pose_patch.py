@@ -97,7 +97,7 @@ class StablePosePatch:
         features, regions = self._pose_inputs(x)
         index = index.to(x.device)
         masks = assemble_masks(regions[:, index], is_uncond, self.settings)
-        outs = self.adapter(x, timesteps, context, pose_features=[f[index] for f in features], masks=masks)
+        outs = self.adapter(x, timesteps, context, pose_terms=[f[index] for f in features], masks=masks)
         return control_dict([(o * self.strength).to(x.dtype) for o in outs])
 
     def _pose_inputs(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:

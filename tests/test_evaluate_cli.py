@@ -188,6 +188,7 @@ def test_ambiguous_and_bad_inputs(generated, tmp_path, capsys):
     assert "images[0] lacks ['height', 'width']" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_module_entry_point_with_progress(generated, tmp_path):
     truth, images = generated
     command = [sys.executable, "-m", "stablepose_core.evaluate", "--annotations", str(truth), "--images", str(images)]
