@@ -18,7 +18,7 @@ import folder_paths
 import numpy as np
 import torch
 
-from ..stablepose_core.keypoints import PoseKeypoints
+from ..stablepose_core.keypoints import PoseKeypoints, pose_keypoint_frames
 from ..stablepose_core.pose_detection import backend_statuses, create_detector
 from ..stablepose_core.skeleton import MAX_PEOPLE, render_pose
 
@@ -56,13 +56,6 @@ def to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
-def _pose_frames(pose_keypoint: Any, name: str) -> list[dict]:
-    frames = [pose_keypoint] if isinstance(pose_keypoint, dict) else list(pose_keypoint)
-    if not frames:
-        raise ValueError(f"{name} input is empty (no frames)")
-    return frames
-
-
 def backend_input() -> tuple[list[str], dict]:
     """The ``backend`` combo: the detectors that can run here (first = default), the tooltip says how to enable
     the others."""
@@ -80,7 +73,7 @@ def given_poses(
     """``POSE_KEYPOINT`` (one frame for all images, or one per image; one image may take several frames) on a
     ``width`` × ``height`` canvas each: stretched, fitted (letterbox) or centre-cropped (``fit``: "stretch", "fit",
     "crop") onto it. ``name`` is the input's name in error messages."""
-    frames = _pose_frames(pose_keypoint, name)
+    frames = pose_keypoint_frames(pose_keypoint)
     if len(frames) != batch and 1 not in (len(frames), batch):
         raise ValueError(
             f"{name} has {len(frames)} frames but image has {batch}: give one frame, one image, "
@@ -163,6 +156,8 @@ class OpenPoseExtract:
     ) -> tuple[torch.Tensor, list[dict]]:
         if fit not in FIT_MODES:
             raise ValueError(f"fit must be one of {FIT_MODES}, got {fit!r}")
+        if image.ndim != 4 or image.shape[0] == 0:
+            raise ValueError(f"image must be a batch of at least one image, got shape {tuple(image.shape)}")
         height, width = int(image.shape[1]), int(image.shape[2])
         if pose_keypoint is not None:
             poses = given_poses(pose_keypoint, image.shape[0], width, height, fit)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..stablepose_core.keypoints import PoseKeypoints
+from ..stablepose_core.keypoints import PoseKeypoints, pose_keypoint_frames
 from ..stablepose_core.pose_score import ImageScore, score_image
 from ..stablepose_core.score_overlay import draw_score_overlay
 from .extract import backend_input, detect_poses, given_poses, to_uint8_rgb
@@ -45,6 +45,8 @@ def score_batch(
     images: torch.Tensor, target: Any, backend: str, detected: Any = None
 ) -> tuple[list[PoseKeypoints], list[PoseKeypoints], list[ImageScore]]:
     """Target and detected poses on each image's canvas, and each image's score."""
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError(f"images must be a batch of at least one image, got shape {tuple(images.shape)}")
     batch, height, width = (int(size) for size in images.shape[:3])
     targets = given_poses(target, batch, width, height, fit="crop", name="target")
     if len(targets) != batch:
@@ -52,7 +54,7 @@ def score_batch(
     if detected is None:
         found = detect_poses(images, backend)
     else:
-        frames = [detected] if isinstance(detected, dict) else list(detected)
+        frames = pose_keypoint_frames(detected)
         if len(frames) != batch:
             raise ValueError(f"detected has {len(frames)} frames but images has {batch}: give one frame per image")
         found = given_poses(frames, batch, width, height, name="detected")
