@@ -53,7 +53,7 @@ def weight_roots() -> list[str]:
     return roots
 
 
-def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
+def to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
     """One ComfyUI image (H, W, C) float [0, 1] -> uint8 RGB."""
     pixels = (frame.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     if pixels.shape[-1] == 1:
@@ -61,20 +61,71 @@ def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
+def backend_input() -> tuple[list[str], dict]:
+    """The ``backend`` combo: the detectors that can run here (first = default), the tooltip says how to enable
+    the others."""
+    statuses = backend_statuses(weight_roots())
+    names = [status.name for status in statuses if status.available] or [NO_BACKEND]
+    tooltip = "Pose detector (blazepose: built in, offline, 1 person). " + "; ".join(
+        f"{status.name}: {'ready' if status.available else 'unavailable'} ({status.detail})" for status in statuses
+    )
+    return names, {"default": names[0], "tooltip": tooltip}
+
+
+def given_poses(
+    pose_keypoint: Any, batch: int, width: int, height: int, fit: str = "stretch", name: str = "pose_keypoint"
+) -> list[PoseKeypoints]:
+    """``POSE_KEYPOINT`` (one frame for all images, or one per image; one image may take several frames) on a
+    ``width`` × ``height`` canvas each: stretched, fitted (letterbox) or centre-cropped (``fit``: "stretch", "fit",
+    "crop") onto it. ``name`` is the input's name in error messages."""
+    frames = pose_keypoint_frames(pose_keypoint)
+    if len(frames) != batch and 1 not in (len(frames), batch):
+        raise ValueError(
+            f"{name} has {len(frames)} frames but image has {batch}: give one frame, one image, "
+            "or as many frames as images"
+        )
+    place = {
+        "stretch": PoseKeypoints.scale_to,
+        "fit": PoseKeypoints.fit_to_canvas,
+        "crop": PoseKeypoints.crop_to_canvas,
+    }
+    poses = []
+    for index in range(max(len(frames), batch)):
+        pose = PoseKeypoints.from_pose_keypoint(frames[index % len(frames)], default_size=(width, height))
+        poses.append(place[fit](pose, width, height))
+    return poses
+
+
+def detect_poses(image: torch.Tensor, backend: str) -> list[PoseKeypoints]:
+    """Run ``backend`` on each image of a ComfyUI batch, with ComfyUI's progress bar and interruption."""
+    if backend == NO_BACKEND:
+        statuses = backend_statuses(weight_roots())
+        raise RuntimeError(
+            "no pose detector can run; connect a pose_keypoint input or enable one: "
+            + "; ".join(f"{status.name}: {status.detail}" for status in statuses)
+        )
+    detector = create_detector(backend, weight_roots(), str(comfy.model_management.get_torch_device()))
+    progress = comfy.utils.ProgressBar(image.shape[0])
+    poses = []
+    try:
+        for frame in image:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            poses.append(detector(to_uint8_rgb(frame)))
+            progress.update(1)
+    finally:
+        detector.close()
+    return poses
+
+
 class OpenPoseExtract:
     """Detect (or take) COCO-17 poses and draw them as Stable-Pose was trained to see them."""
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
-        statuses = backend_statuses(weight_roots())
-        names = [status.name for status in statuses if status.available] or [NO_BACKEND]
-        tooltip = "Pose detector (blazepose: built in, offline, 1 person). " + "; ".join(
-            f"{status.name}: {'ready' if status.available else 'unavailable'} ({status.detail})" for status in statuses
-        )
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "Images to detect people in; the pose images get their size."}),
-                "backend": (names, {"default": names[0], "tooltip": tooltip}),
+                "backend": backend_input(),
             },
             "optional": {
                 "fit": (
@@ -149,48 +200,15 @@ class OpenPoseExtract:
             raise ValueError(f"image must be a batch of at least one image, got shape {tuple(image.shape)}")
         height, width = int(image.shape[1]), int(image.shape[2])
         if pose_keypoint is not None:
-            poses = self._given_poses(pose_keypoint_frames(pose_keypoint), image.shape[0], width, height, fit)
+            poses = given_poses(pose_keypoint, image.shape[0], width, height, fit)
         else:
-            poses = self._detect(image, backend)
+            poses = detect_poses(image, backend)
         if track_people or smooth:
             sequence = track(poses)
             poses = (smooth_poses(sequence, **smoothing) if smooth else sequence).poses()
         self._warn_about(poses)
         pose_images = np.stack([render_pose(without_absent_people(pose)) for pose in poses])
         return torch.from_numpy(pose_images).float() / 255.0, [pose.to_pose_keypoint() for pose in poses]
-
-    @staticmethod
-    def _given_poses(frames: list[dict], batch: int, width: int, height: int, fit: str) -> list[PoseKeypoints]:
-        if len(frames) != batch and 1 not in (len(frames), batch):
-            raise ValueError(
-                f"pose_keypoint has {len(frames)} frames but image has {batch}: give one frame, one image, "
-                "or as many frames as images"
-            )
-        poses = []
-        for index in range(max(len(frames), batch)):
-            pose = PoseKeypoints.from_pose_keypoint(frames[index % len(frames)], default_size=(width, height))
-            poses.append(pose.fit_to_canvas(width, height) if fit == "fit" else pose.scale_to(width, height))
-        return poses
-
-    @staticmethod
-    def _detect(image: torch.Tensor, backend: str) -> list[PoseKeypoints]:
-        if backend == NO_BACKEND:
-            statuses = backend_statuses(weight_roots())
-            raise RuntimeError(
-                "no pose detector can run; connect a pose_keypoint input or enable one: "
-                + "; ".join(f"{status.name}: {status.detail}" for status in statuses)
-            )
-        detector = create_detector(backend, weight_roots(), str(comfy.model_management.get_torch_device()))
-        progress = comfy.utils.ProgressBar(image.shape[0])
-        poses = []
-        try:
-            for frame in image:
-                comfy.model_management.throw_exception_if_processing_interrupted()
-                poses.append(detector(_to_uint8_rgb(frame)))
-                progress.update(1)
-        finally:
-            detector.close()
-        return poses
 
     @staticmethod
     def _warn_about(poses: list[PoseKeypoints]) -> None:

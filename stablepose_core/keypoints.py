@@ -248,6 +248,16 @@ class PoseKeypoints:
         shift = ((width - self.width * scale) / 2, (height - self.height * scale) / 2)
         return self._affine((scale, scale), shift, width, height)
 
+    def crop_to_canvas(self, width: int, height: int) -> PoseKeypoints:
+        """Centre-crop to the ``width`` : ``height`` aspect ratio, then scale to ``width`` × ``height``: what ComfyUI's
+        ``common_upscale(..., "center")`` does to an image (crop offsets rounded the same way), so what Apply
+        Stable-Pose does to a pose image of another aspect ratio. Joints cut off end up off the canvas."""
+        old_aspect, new_aspect = self.width / self.height, width / height
+        x = round((self.width - self.width * (new_aspect / old_aspect)) / 2) if old_aspect > new_aspect else 0
+        y = round((self.height - self.height * (old_aspect / new_aspect)) / 2) if old_aspect < new_aspect else 0
+        scale = (width / (self.width - 2 * x), height / (self.height - 2 * y))
+        return self._affine(scale, (-x * scale[0], -y * scale[1]), width, height)
+
     def flip_horizontal(self) -> PoseKeypoints:
         """Mirror left-right and swap every left joint with its right twin.
 

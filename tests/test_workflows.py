@@ -341,6 +341,23 @@ def test_key_poses_to_video_draws_the_smoothed_interpolation(comfy_host, install
     assert_generated(output(result, workflow, "VAEDecode"), KEY_POSE_FRAMES)
 
 
+def test_best_of_n_keeps_the_best_k(comfy_host, installed, seed) -> None:
+    """8 candidates -> Stable-Pose Score (overlays, report) -> Select Best k = 2 (reusing the detections) -> saved.
+    The random test weights draw nobody: every candidate scores 0 with a count error of 1, ties keep batch order."""
+    workflow = shrunk(comfy_host, "stable_pose_best_of_n.json", seed)
+    result = run(comfy_host, workflow)
+    candidates = output(result, workflow, "VAEDecode")
+    assert_generated(candidates, 8)
+    overlay, score, report = (output(result, workflow, "StablePoseScore", slot) for slot in range(3))
+    assert overlay.shape == candidates.shape and score == 0.0
+    entries = json.loads(report)
+    assert len(entries) == 8 and all((e["oks"], e["people_target"], e["count_error"]) == (0.0, 1, 1) for e in entries)
+    select = node_of(workflow, "StablePoseSelectBest")
+    assert result.outputs[str(select["id"])][1:] == [[0, 1], [0.0, 0.0]]
+    torch.testing.assert_close(output(result, workflow, "StablePoseSelectBest"), candidates[:2], rtol=0, atol=0)
+    assert len(saved_files(comfy_host, result, node_of(workflow, "SaveImage"))) == 2
+
+
 # ----- headless: tools/run_workflow.py -----
 
 

@@ -127,6 +127,30 @@ def sampling(x: int, y: int, latent: str) -> tuple[Node, Node]:
     )
 
 
+def photo_pose(extract_pos: tuple[int, int]) -> tuple[Node, Node, Node]:
+    """The sample photo, resized (centre crop) to the generated size, and OpenPose Extract (blazepose) on it."""
+    return (
+        Node("photo", "LoadImage", (40, 100), (340, 460), "Photo", {"image": PHOTO}),
+        Node(
+            "resize",
+            "ImageScale",
+            (40, 620),
+            (340, 140),
+            "Resize to the generated size",
+            {"upscale_method": "lanczos", "width": POSE_SIZE[0], "height": POSE_SIZE[1], "crop": "center"},
+            {"image": "photo.IMAGE"},
+        ),
+        Node(
+            "extract",
+            "OpenPoseExtract",
+            extract_pos,
+            (340, 110),
+            widgets={"backend": "blazepose"},
+            links={"image": "resize.IMAGE"},
+        ),
+    )
+
+
 MODELS_TEXT = f"""
 Models:
 - Load Checkpoint: an SD1.5 checkpoint in models/checkpoints ({SD15_CHECKPOINT}; ComfyUI offers to download it,
@@ -193,24 +217,7 @@ Stable-Pose Editor: after a first run, click "Open pose editor", then "Load from
 pose over the photo; "Apply" stores the edit in the node. With no edit the detected pose passes through.
 {MODELS_TEXT}{APPLY_TEXT}"""
     nodes = (
-        Node("photo", "LoadImage", (40, 100), (340, 460), "Photo", {"image": PHOTO}),
-        Node(
-            "resize",
-            "ImageScale",
-            (40, 620),
-            (340, 140),
-            "Resize to the generated size",
-            {"upscale_method": "lanczos", "width": POSE_SIZE[0], "height": POSE_SIZE[1], "crop": "center"},
-            {"image": "photo.IMAGE"},
-        ),
-        Node(
-            "extract",
-            "OpenPoseExtract",
-            (440, 100),
-            (340, 110),
-            widgets={"backend": "blazepose"},
-            links={"image": "resize.IMAGE"},
-        ),
+        *photo_pose(extract_pos=(440, 100)),
         Node(
             "extracted_view",
             "PreviewImage",
@@ -443,7 +450,74 @@ Every frame uses the same noise (Latent Batch Seed Behavior "fixed"); frames are
     return Spec("key_poses_to_video", nodes, groups)
 
 
-SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview, key_poses_to_video)
+def best_of_n() -> Spec:
+    text = f"""
+Best of N: generate 8 images for one pose and keep the 2 whose people stand in it best.
+
+Photo -> pose as in "photo_to_pose_to_image" ({PHOTO} from this pack's workflows/ folder: upload it). Empty
+Latent Image makes a batch of 8 candidates (batch_size); the sampler's seed gives each its own noise.
+
+Stable-Pose Score detects the people in every candidate (blazepose; the other detectors are listed in its
+tooltip) and compares them with the target pose by COCO's object keypoint similarity (OKS, 0 to 1): its overlay
+shows the target in Stable-Pose colours, the detected people in white and, per joint, a line coloured by the
+error (green good, red bad), with each image's OKS; "report" has the numbers per image and joint.
+
+Stable-Pose Select Best keeps the k best (k = 2) and gives their batch indices and scores; it reuses the
+detections of Stable-Pose Score (its "detected" input), so the detector runs once. To refine a winner, take its
+index into Latent From Batch. docs/evaluation.md explains the numbers.
+{MODELS_TEXT}{APPLY_TEXT}"""
+    nodes = (
+        *photo_pose(extract_pos=(40, 820)),
+        checkpoint((440, 100)),
+        adapter((440, 260)),
+        *prompts(440, 380, "a dancer in a flowing white dress, studio photograph, full body, detailed, high quality"),
+        apply_stable_pose((440, 780), "extract.pose_image"),
+        Node(
+            "latent",
+            "EmptyLatentImage",
+            (440, 1080),
+            (400, 110),
+            "8 candidates",
+            {"width": POSE_SIZE[0], "height": POSE_SIZE[1], "batch_size": 8},
+        ),
+        *sampling(900, 100, "latent.LATENT"),
+        Node(
+            "score",
+            "StablePoseScore",
+            (1260, 100),
+            (340, 130),
+            widgets={"backend": "blazepose"},
+            links={"images": "decode.IMAGE", "target": "extract.pose_keypoint"},
+        ),
+        Node(
+            "score_view",
+            "PreviewImage",
+            (1260, 290),
+            (520, 760),
+            "Pose fidelity of each candidate",
+            links={"images": "score.overlay"},
+        ),
+        Node(
+            "select",
+            "StablePoseSelectBest",
+            (1840, 100),
+            (340, 150),
+            widgets={"backend": "blazepose", "k": 2},
+            links={"images": "decode.IMAGE", "target": "extract.pose_keypoint", "detected": "score.detected"},
+        ),
+        save_image("save", (1840, 310), (520, 760), "Best 2", "stable_pose/best_of_n", "select.images"),
+        note("note", (-420, 100), (380, 1000), text),
+    )
+    groups = (
+        Group("Pose", ("photo", "resize", "extract")),
+        Group("Models, prompt and Stable-Pose", ("ckpt", "adapter", "positive", "negative", "apply", "latent")),
+        Group("Sampling", ("sampler", "decode")),
+        Group("Best of N", ("score", "score_view", "select", "save")),
+    )
+    return Spec("stable_pose_best_of_n", nodes, groups)
+
+
+SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview, key_poses_to_video, best_of_n)
 
 
 def build_workflows(host: ComfyHost) -> dict[str, dict[str, Any]]:
@@ -469,6 +543,7 @@ def thumbnails(host: ComfyHost) -> list[SampleImage]:
     return [
         SampleImage("photo_to_pose_preview.jpg", (thumbnail(photo, pose, overlay),)),
         SampleImage("photo_to_pose_to_image.jpg", (thumbnail(photo, overlay),)),
+        SampleImage("stable_pose_best_of_n.jpg", (thumbnail(photo, overlay),)),
         SampleImage("stable_pose_txt2img.jpg", (thumbnail(example_pose()),)),
         SampleImage("pose_editor.jpg", (thumbnail(example_pose()),)),
         SampleImage("pose_batch_video.jpg", (thumbnail(*pose_sequence()),)),
