@@ -5,13 +5,15 @@ The node holds the edit as JSON in its ``pose_json`` widget (hidden by ``web/sta
 so what the editor shows is exactly the stick figure Stable-Pose was trained on (HumanSD's COCO-17 drawing).
 Editing rules (also in ``docs/editor.md``):
 
-* empty ``pose_json``: no edit yet, the input pose (``pose_keypoint``) passes through; with neither, the
-  output is an empty pose, i.e. a black image;
+* ``pose_json`` holds the editor's ``stable-pose-coco17`` document, or a pasted ``POSE_KEYPOINT`` frame (or a
+  list holding one; ``stablepose_core.keypoints.parse_pose_text``); empty: no edit yet, the input pose
+  (``pose_keypoint``) passes through; with neither, the output is an empty pose, i.e. a black image;
 * the canvas is ``width`` × ``height``; a 0 takes that side from the input pose, else the background image,
   else the edited pose, else 512 × 768; a pose made on another canvas is scaled uniformly and centred onto it;
-* malformed JSON, a person without exactly 17 ``[x, y, confidence]`` joints, or non-finite numbers raise a
-  ``ValueError`` saying what is wrong; edited joints outside the canvas are clipped onto its border (the
-  editor itself never writes one: it hides input joints that lie off the canvas, which are not drawn).
+* malformed JSON, a person without exactly 17 ``[x, y, confidence]`` joints, non-finite numbers, or a canvas
+  side over 8192 px (the widgets' limit) raise a ``PoseDataError`` (a ``ValueError``) saying what is wrong;
+  edited joints outside the canvas are clipped onto its border (the editor itself never writes one: it hides
+  input joints that lie off the canvas, which are not drawn).
 
 After each run the node sends the input pose (on the node's canvas) and a preview of the background to the
 editor, as ``seed_pose``, ``background`` and ``canvas`` in its UI output. The skeleton spec the editor draws
@@ -20,7 +22,6 @@ with comes from the same core constants through ``GET /stable_pose/skeleton_spec
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import uuid
@@ -35,8 +36,11 @@ from ..stablepose_core.keypoints import (
     COCO17_LIMBS,
     COCO17_NAMES,
     JSON_FORMAT,
+    MAX_CANVAS_SIZE,
     VISIBILITY_THRESHOLD,
     PoseKeypoints,
+    parse_pose_text,
+    pose_keypoint_frames,
 )
 from ..stablepose_core.skeleton import LIMB_COLORS, MAX_PEOPLE, line_width, render_pose
 
@@ -45,7 +49,7 @@ log = logging.getLogger("stable_pose")
 NODE_NAME = "StablePoseEditor"
 ROUTE_PREFIX = "/stable_pose"
 DEFAULT_SIZE = (512, 768)
-MAX_SIZE = 8192
+MAX_SIZE = MAX_CANVAS_SIZE
 PREVIEW_MAX_SIDE = 1024
 
 
@@ -62,52 +66,6 @@ def skeleton_spec(width: int, height: int) -> dict[str, Any]:
         "line_width": line_width(width, height),
         "default_size": list(DEFAULT_SIZE),
     }
-
-
-def _check_person(index: int, person: Any) -> None:
-    if not isinstance(person, list) or len(person) != len(COCO17_NAMES):
-        count = len(person) if isinstance(person, list) else type(person).__name__
-        raise ValueError(f"person {index} must have {len(COCO17_NAMES)} COCO-17 joints, got {count}")
-    for joint, values in enumerate(person):
-        if not (isinstance(values, list) and len(values) == 3 and all(_is_number(v) for v in values)):
-            raise ValueError(
-                f"person {index}, joint {joint} ({COCO17_NAMES[joint]}) must be [x, y, confidence] numbers, "
-                f"got {values!r}"
-            )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
-
-
-def parse_edit(text: str) -> PoseKeypoints | None:
-    """The pose in ``pose_json``, or None when it is empty (no edit). Raises ``ValueError`` with the reason.
-
-    Accepts the editor's ``stable-pose-coco17`` document, or a ComfyUI ``POSE_KEYPOINT`` frame (or a list
-    holding one) as OpenPose/DWPose JSON, so a pose copied from elsewhere can be pasted in.
-    """
-    if not text.strip():
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"pose_json is not valid JSON: {error}") from None
-    if isinstance(data, list) and len(data) == 1:
-        data = data[0]
-    if not isinstance(data, dict):
-        raise ValueError(f"pose_json must be a JSON object, got {type(data).__name__}")
-    if data.get("format") != JSON_FORMAT:
-        if "people" in data and "canvas_width" in data and "canvas_height" in data:
-            return PoseKeypoints.from_pose_keypoint(data)
-        raise ValueError(f'pose_json must be a "{JSON_FORMAT}" document or a POSE_KEYPOINT frame')
-    people = data.get("people")
-    if not isinstance(people, list):
-        raise ValueError('pose_json needs "people": a list of people, each 17 [x, y, confidence] joints')
-    for index, person in enumerate(people):
-        _check_person(index, person)
-    if not all(isinstance(data.get(key), int) and data[key] >= 1 for key in ("width", "height")):
-        raise ValueError("pose_json needs positive integer width and height")
-    return PoseKeypoints.from_json(text)
 
 
 def clip_to_canvas(pose: PoseKeypoints) -> PoseKeypoints:
@@ -132,9 +90,7 @@ def seed_pose(pose_keypoint: Any) -> PoseKeypoints | None:
     """The first frame of a ``POSE_KEYPOINT`` input (the editor edits one pose), or None."""
     if pose_keypoint is None:
         return None
-    frames = [pose_keypoint] if isinstance(pose_keypoint, dict) else list(pose_keypoint)
-    if not frames:
-        raise ValueError("pose_keypoint input is empty (no frames)")
+    frames = pose_keypoint_frames(pose_keypoint)
     if len(frames) > 1:
         log.warning("Stable-Pose Editor: pose_keypoint has %d frames; only the first is edited", len(frames))
     return PoseKeypoints.from_pose_keypoint(frames[0])
@@ -208,7 +164,7 @@ class StablePoseEditor:
         background: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         seed = seed_pose(pose_keypoint)
-        edited = parse_edit(pose_json)
+        edited = parse_pose_text(pose_json, "pose_json") if pose_json.strip() else None
         background_size = None if background is None else (int(background.shape[2]), int(background.shape[1]))
         canvas = resolve_canvas(
             width,

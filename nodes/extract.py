@@ -18,7 +18,7 @@ import folder_paths
 import numpy as np
 import torch
 
-from ..stablepose_core.keypoints import PoseKeypoints
+from ..stablepose_core.keypoints import PoseKeypoints, pose_keypoint_frames
 from ..stablepose_core.pose_detection import backend_statuses, create_detector
 from ..stablepose_core.skeleton import MAX_PEOPLE, render_pose
 
@@ -54,13 +54,6 @@ def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
     if pixels.shape[-1] == 1:
         return np.repeat(pixels, 3, axis=-1)
     return np.ascontiguousarray(pixels[..., :3])
-
-
-def _pose_frames(pose_keypoint: Any) -> list[dict]:
-    frames = [pose_keypoint] if isinstance(pose_keypoint, dict) else list(pose_keypoint)
-    if not frames:
-        raise ValueError("pose_keypoint input is empty (no frames)")
-    return frames
 
 
 class OpenPoseExtract:
@@ -112,9 +105,11 @@ class OpenPoseExtract:
     ) -> tuple[torch.Tensor, list[dict]]:
         if fit not in FIT_MODES:
             raise ValueError(f"fit must be one of {FIT_MODES}, got {fit!r}")
+        if image.ndim != 4 or image.shape[0] == 0:
+            raise ValueError(f"image must be a batch of at least one image, got shape {tuple(image.shape)}")
         height, width = int(image.shape[1]), int(image.shape[2])
         if pose_keypoint is not None:
-            poses = self._given_poses(_pose_frames(pose_keypoint), image.shape[0], width, height, fit)
+            poses = self._given_poses(pose_keypoint_frames(pose_keypoint), image.shape[0], width, height, fit)
         else:
             poses = self._detect(image, backend)
         self._warn_about(poses)

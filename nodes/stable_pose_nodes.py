@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import comfy.model_management
 import comfy.model_patcher
 import comfy.ops
@@ -13,6 +15,7 @@ from ..stablepose_core.adapter import AdapterConfig, StablePoseAdapter
 from ..stablepose_core.checkpoints import load_adapter
 from ..stablepose_core.mask_preview import mask_previews
 from ..stablepose_core.masks import SCHEDULES, MaskSettings, pmsa_masks
+from ..stablepose_core.pose_image import rgb_pose_images
 from .model_folder import FOLDER_NAME
 from .stable_pose_patch import StablePosePatch
 
@@ -106,6 +109,13 @@ def check_base_model(model, config: AdapterConfig) -> None:
         )
 
 
+def check_finite(**numbers: float) -> None:
+    """Refuse NaN/inf widget values (ComfyUI's min/max validation lets NaN through an API prompt)."""
+    for name, value in numbers.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+
+
 class ApplyStablePose:
     """Patch a MODEL so every sampling step in range adds the adapter's residuals for the pose image."""
 
@@ -128,6 +138,8 @@ class ApplyStablePose:
     CATEGORY = CATEGORY
 
     def apply(self, model, stable_pose, pose_image, strength, start_percent, end_percent, **mask_options):
+        check_finite(strength=strength, start_percent=start_percent, end_percent=end_percent)
+        pose_image = rgb_pose_images(pose_image)
         if start_percent > end_percent:
             raise ValueError(f"start_percent ({start_percent}) must not exceed end_percent ({end_percent})")
         adapter: StablePoseAdapter = stable_pose.model
@@ -166,6 +178,7 @@ class PoseMaskPreview:
     DESCRIPTION = "Per pose and ViT layer: left the latent-grid mask, right the patch-grid mask PMSA uses."
 
     def preview(self, pose_image, row, patch_size, **mask_options):
+        pose_image = rgb_pose_images(pose_image)
         height, width = pose_image.shape[1:3]
         if height % 8 or width % 8:
             raise ValueError(f"pose image size must be a multiple of 8 px (as SD1.5 latents), got {width}×{height}")

@@ -153,8 +153,13 @@ def test_mirror_swaps_sides(node):
         ("{not json", "pose_json is not valid JSON: Expecting property name"),
         ("[1, 2]", "pose_json must be a JSON object, got list"),
         ('{"people": []}', 'pose_json must be a "stable-pose-coco17" document or a POSE_KEYPOINT frame'),
-        ('{"format": "stable-pose-coco17", "width": 512, "height": 512}', 'pose_json needs "people"'),
-        ('{"format": "stable-pose-coco17", "people": [], "width": 0, "height": 512}', "positive integer width"),
+        ('{"format": "stable-pose-coco17", "width": 512, "height": 512}', '"people" must be a list of people'),
+        ('{"format": "stable-pose-coco17", "people": [], "width": 0, "height": 512}', "width must be a positive"),
+        (
+            '{"format": "stable-pose-coco17", "people": [], "width": 16000, "height": 16000}',
+            "width 16000 is larger than 8192 px",
+        ),
+        ("[" * 100000 + "]" * 100000, "pose_json is nested too deeply"),
         ('{"format": "stable-pose-coco17", "width": 8, "height": 8, "people": [[[1, 2, 1]]]}', "got 1"),
         (
             json.dumps({"format": "stable-pose-coco17", "width": 8, "height": 8, "people": [[[1, 2, 1]] * 16 + [[1]]]}),

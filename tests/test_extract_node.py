@@ -157,3 +157,11 @@ def test_openpose_weights_of_comfyui_controlnet_aux(comfy_host, openpose_weights
     assert "openpose" not in backend_options(comfy_host)
     monkeypatch.setenv("AUX_ANNOTATOR_CKPTS_PATH", os.fspath(tmp_path / "custom_nodes/comfyui_controlnet_aux/ckpts"))
     assert "openpose" in backend_options(comfy_host)
+
+
+@pytest.mark.parametrize("with_pose", [False, True])
+def test_an_empty_image_batch_is_named(node, with_pose):
+    """Issue 16: an empty batch failed with numpy's "need at least one array to stack"."""
+    frame = PoseKeypoints.empty(64, 64).to_pose_keypoint()
+    with pytest.raises(ValueError, match=r"image must be a batch of at least one image, got shape \(0, 64, 64, 3\)"):
+        node.extract(torch.zeros(0, 64, 64, 3), "mediapipe", pose_keypoint=[frame] if with_pose else None)

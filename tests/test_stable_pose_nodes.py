@@ -359,3 +359,36 @@ def test_mask_preview_node(comfy_host, pose_files):
     assert images.shape == (2, 64, 128, 3) and masks.shape == (2, 64, 64)
     assert 0 < float(masks[0].mean()) < 1 and float(images.max()) <= 1.0
     assert np.asarray(result.ui["show"]["images"]).size == 2
+
+
+@pytest.mark.parametrize("field", ["strength", "start_percent", "end_percent"])
+def test_non_finite_numbers_are_refused_before_sampling(comfy_host, test_models, pose_files, seed, field):
+    """Issue 16: NaN passes ComfyUI's min/max validation; strength NaN made a black image, a NaN percent an
+    IndexError inside the sampler."""
+    prompt = base_prompt(test_models)
+    prompt["apply"] = apply_node()
+    prompt["apply"]["inputs"][field] = float("nan")
+    prompt |= sampler("posed", ["apply", 0], seed)
+    result = comfy_host.execute(prompt)
+    assert not result.ok
+    assert any(f"{field} must be a finite number, got nan" in m for m in result.error_messages())
+
+
+def test_rgba_pose_images_drive_sampling_as_their_rgb(comfy_host, test_models, pose_files, seed):
+    """Issue 16: an RGBA pose (JoinImageWithAlpha) failed inside KSampler; its alpha is now dropped."""
+    prompt = base_prompt(test_models)
+    prompt["rgba"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["pose", 0], "alpha": ["pose", 1]}}
+    prompt["apply"] = apply_node()
+    prompt["apply_rgba"] = apply_node(pose="rgba")
+    prompt |= sampler("rgb", ["apply", 0], seed) | sampler("rgba", ["apply_rgba", 0], seed)
+    rgb, rgba = latents(comfy_host, prompt, "rgb", "rgba")
+    assert torch.isfinite(rgba).all() and torch.equal(rgb, rgba)
+
+
+def test_non_finite_pose_pixels_are_refused_at_the_node(comfy_host, test_models):
+    model, _, stable_pose = _loaded(comfy_host, test_models)
+    apply = comfy_host.node_class("ApplyStablePose")()
+    pose = torch.zeros(1, 64, 64, 3)
+    pose[0, 5, 5, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"pose_image has 1 NaN or infinite pixel value\(s\)"):
+        apply.apply(model, stable_pose, pose, 1.0, 0.0, 1.0)

@@ -45,7 +45,7 @@ from .diffusion import NUM_TIMESTEPS
 from .model import StablePoseTrainer
 from .samples import generate, save_grid
 from .sd_loader import SDComponents, load_sd15
-from .state import load_checkpoint, resolve_resume, save_checkpoint
+from .state import load_checkpoint, load_newest_intact, resolve_resume, save_checkpoint
 from .tiny import tiny_adapter_config, tiny_components
 
 log = logging.getLogger("stable_pose.training")
@@ -372,11 +372,17 @@ def _build_trainer(
     return trainer, params, optimizer, scheduler
 
 
-def _resumed_state(accelerator: Accelerator, resume_dir: Path | None, dataset_size: int) -> dict:
-    """The trainer state of the checkpoint (weights, optimizer, RNGs restored into ``accelerator``), or a fresh one."""
+def _resumed_state(
+    accelerator: Accelerator, resume_dir: Path | None, dataset_size: int, latest_of: Path | None = None
+) -> dict:
+    """The trainer state of the checkpoint (weights, optimizer, RNGs restored into ``accelerator``), or a fresh one.
+    ``latest_of`` (``--resume latest``: the run folder): a damaged newest checkpoint is named and an older used."""
     if resume_dir is None:
         return {"step": 0, "skipped": {}}
-    state = load_checkpoint(accelerator, resume_dir)
+    if latest_of is not None:
+        resume_dir, state = load_newest_intact(accelerator, latest_of)
+    else:
+        state = load_checkpoint(accelerator, resume_dir)
     if state.get("dataset_size") != dataset_size or state.get("world_size") != accelerator.num_processes:
         log.warning("resuming with a different dataset size or process count: the data order will differ")
     if accelerator.is_main_process:
@@ -393,7 +399,8 @@ def _setup(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
     sd = sd or load_base(cfg)
     trainer, params, optimizer, scheduler = _build_trainer(cfg, sd, mixed, device, world)
     trainer, optimizer, scheduler = accelerator.prepare(trainer, optimizer, scheduler)
-    state = _resumed_state(accelerator, resume_dir, len(index.records))
+    latest_of = run_dir if cfg.resume == "latest" else None
+    state = _resumed_state(accelerator, resume_dir, len(index.records), latest_of)
     step = state["step"]
     dataset = PoseDataset(index.records, cfg.resolution, cfg.augment, cfg.caption_dropout, cfg.seed)
     sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world, start=step * cfg.grad_accum)
@@ -482,6 +489,9 @@ def _after_step(run: TrainingRun, progress: TrainingLog) -> None:
 def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDComponents | None) -> Path | None:
     run = _setup(accelerator, cfg, mixed, sd)
     start_step = run.step
+    lost_export = run.run_dir / f"adapter-step-{run.step:08d}.safetensors"
+    if run.resumed and run.step < run.max_steps and not lost_export.is_file():
+        _save(run, f"step-{run.step:08d}")  # the interrupted run stopped between this checkpoint and its export
     stop = StopFlag()
     progress = TrainingLog(run)
     try:
