@@ -129,12 +129,19 @@ class AttnResBlock(nn.Module):
         return self.cond_conv(pose_features)
 
     def forward(
-        self, x: torch.Tensor, emb: torch.Tensor, pose_term: torch.Tensor, layer_tokens_in: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor,
+        pose_term: torch.Tensor,
+        layer_tokens_in: torch.Tensor | None,
+        row_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
         groups = RowGroups.of(x, emb)  # cond/uncond rows of one latent: computed once up to where masks differ
         rows_x, rows_emb = (x, emb) if groups is None else (groups.pick(x), groups.pick(emb))
         h = self.in_layers(rows_x).add_(self.emb_layers(rows_emb).type(x.dtype)[..., None, None])
-        h = self.norm(self.attn_layer(h, layer_tokens_in, groups)).add_(pose_term)  # in place: fresh outputs
+        h = self.norm(self.attn_layer(h, layer_tokens_in, groups, row_latents)).add_(
+            pose_term
+        )  # in place: fresh outputs
         return self.out_layers(h).add_(self.skip_connection(x))
 
 
@@ -226,9 +233,11 @@ class StablePoseAdapter(nn.Module):
         pose_image: torch.Tensor | None = None,
         masks: torch.Tensor | None = None,
         pose_features: list[torch.Tensor] | None = None,
+        row_latents: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """x (B, 4, h, w), timesteps (B,), context (B, T, D), pose image (B, 3, 8h, 8w) in [-1, 1] or its
-        ``encode_pose`` features, masks (vit_depth, B, h, w) bool from :func:`masks.pmsa_masks` or None."""
+        ``encode_pose`` features, masks (vit_depth, B, h, w) bool from :func:`masks.pmsa_masks` or None;
+        row_latents (B,): which latent each row samples (PMSA's fill scope, see :mod:`pmsa`) or None."""
         if pose_features is None:
             if pose_image is None:
                 raise ValueError("the adapter needs a pose image or its precomputed pose features")
@@ -242,7 +251,7 @@ class StablePoseAdapter(nn.Module):
         for index, (block, zero_conv) in enumerate(zip(self.input_blocks, self.zero_convs, strict=False)):
             if index in self.config.inject_layers:
                 feature = pose_features[self.config.inject_layers.index(index)]
-                h = self._run(block, h, emb, context, feature, layer_tokens_in)
+                h = self._run(block, h, emb, context, feature, layer_tokens_in, row_latents)
             else:
                 h = self._run(block, h, emb, context)
             outs.append(zero_conv(h))
