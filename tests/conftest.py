@@ -7,12 +7,13 @@ ComfyUI's own custom-node loader.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tools.comfy_host import ComfyHost
+from tools.comfy_host import REPO_ROOT, ComfyHost
 from tools.make_test_models import ModelFiles, ensure_test_models
 
 
@@ -35,8 +36,11 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory, test_models: ModelFiles
 
 @pytest.fixture(scope="session")
 def comfy_host(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> ComfyHost:
-    """ComfyUI booted headless with the pack loaded; its folders live under a session temp dir."""
-    return ComfyHost.boot(tmp_path_factory.mktemp("comfyui"), models_dir=models_dir)
+    """ComfyUI booted headless with the pack loaded; its folders live under a session temp dir.
+    ``STABLEPOSE_TEST_PACKS`` (paths joined by ``os.pathsep``) loads other packs beside it for local runs
+    (AnimateDiff-Evolved, Advanced-ControlNet: tests/test_video_packs.py)."""
+    extra = [Path(p) for p in os.environ.get("STABLEPOSE_TEST_PACKS", "").split(os.pathsep) if p]
+    return ComfyHost.boot(tmp_path_factory.mktemp("comfyui"), packs=(REPO_ROOT, *extra), models_dir=models_dir)
 
 
 @pytest.fixture(scope="session")

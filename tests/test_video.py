@@ -1,0 +1,271 @@
+"""Stable-Pose over clips in a real headless ComfyUI: context windows (ComfyUI's and AnimateDiff-Evolved's
+contract), the per-sampling lifecycle, regional masks, uncond_multiplier and keyframes.
+
+Sampling runs through ``comfy.sample.sample`` (KSampler's path: CFGGuider, OUTER_SAMPLE wrappers, context
+handler) with random SD1.5 weights on 64×64 px frames and 2 steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import importlib
+import weakref
+from typing import Any
+
+import pytest
+import torch
+
+from tools.comfy_host import REPO_ROOT, ComfyHost
+from tools.reference_weights import sample_pose_image
+
+FRAMES = 6
+SIZE = 64
+STEPS = 2
+
+
+def pack_module(comfy_host: ComfyHost, name: str) -> Any:
+    return importlib.import_module(f"{comfy_host.pack_modules[REPO_ROOT].__name__}.{name}")
+
+
+def clip_poses(frames: int = FRAMES) -> torch.Tensor:
+    """(frames, H, W, 3) IMAGE: a skeleton moving (rolled) and mirrored frame by frame, one empty frame."""
+    pose = (sample_pose_image(SIZE, SIZE)[0].permute(1, 2, 0) + 1) / 2
+    images = [pose.roll(4 * i, dims=1).flip(1) if i % 2 else pose.roll(4 * i, dims=1) for i in range(frames)]
+    images[-1] = torch.zeros_like(pose)
+    return torch.stack(images)
+
+
+@pytest.fixture(scope="module")
+def loaded(comfy_host: ComfyHost, test_models) -> dict[str, Any]:
+    nodes = comfy_host.nodes
+    model, clip, _ = nodes.CheckpointLoaderSimple().load_checkpoint(test_models.checkpoint.name)
+    stable_pose = comfy_host.node_class("LoadStablePose")().load(test_models.adapter.name)[0]
+    encode = nodes.CLIPTextEncode()
+    return {
+        "model": model,
+        "stable_pose": stable_pose,
+        "positive": encode.encode(clip, "a dancer")[0],
+        "negative": encode.encode(clip, "blurry")[0],
+    }
+
+
+def apply(comfy_host: ComfyHost, loaded: dict, poses: torch.Tensor | None = None, **options) -> Any:
+    node = comfy_host.node_class("ApplyStablePose")()
+    pose = clip_poses() if poses is None else poses
+    return node.apply(loaded["model"], loaded["stable_pose"], pose, 1.0, 0.0, 1.0, **options)[0]
+
+
+def sample(loaded: dict, model, frames: int = FRAMES, cfg: float = 5.0, seed: int = 3) -> torch.Tensor:
+    import comfy.sample
+
+    latent = torch.zeros(frames, 4, SIZE // 8, SIZE // 8)
+    with torch.inference_mode():
+        noise = comfy.sample.prepare_noise(latent, seed)
+        return comfy.sample.sample(
+            model, noise, STEPS, cfg, "euler", "normal", loaded["positive"], loaded["negative"], latent
+        )
+
+
+def comfy_windows(comfy_host: ComfyHost, model, length: int, overlap: int, schedule: str, **extra) -> Any:
+    """ComfyUI's own ``Context Windows (Manual)`` node on ``model``."""
+    node = comfy_host.node_class("ContextWindowsManual")
+    options = {"context_stride": 1, "closed_loop": False, "fuse_method": "pyramid", "dim": 0} | extra
+    return node.execute(model, length, overlap, schedule, **options).result[0]
+
+
+def assert_frames_equal(windowed: torch.Tensor, whole: torch.Tensor) -> None:
+    """Per frame equal to float tolerance (batched convolutions round differently by batch size)."""
+    torch.testing.assert_close(windowed, whole, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def unwindowed(comfy_host, loaded) -> torch.Tensor:
+    return sample(loaded, apply(comfy_host, loaded))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "extra"),
+    [
+        ("standard_static", {}),
+        ("standard_uniform", {}),
+        ("looped_uniform", {"closed_loop": True}),  # windows wrap around the end of the clip
+        ("looped_uniform", {"context_stride": 2}),  # strided windows
+        ("batched", {}),
+    ],
+)
+def test_comfy_context_windows_give_each_frame_its_unwindowed_result(comfy_host, loaded, unwindowed, schedule, extra):
+    windowed = comfy_windows(comfy_host, apply(comfy_host, loaded), 4, 2, schedule, **extra)
+    result = sample(loaded, windowed)
+    assert_frames_equal(result, unwindowed)
+
+
+def test_context_windows_without_stable_pose_change_nothing_either(comfy_host, loaded):
+    """The host's own baseline: SD1.5 frames are independent, so windows alone do not change them."""
+    plain = sample(loaded, loaded["model"])
+    assert_frames_equal(sample(loaded, comfy_windows(comfy_host, loaded["model"], 4, 2, "standard_static")), plain)
+
+
+def ad_evolved_windows(windows: list[list[int]]):
+    """A CALC_COND_BATCH wrapper doing what AnimateDiff-Evolved's sliding context does for an SD1.5 UNet: per
+    window, ``transformer_options["ad_params"]`` = {full_length, context_length, sub_idxs}, the window's
+    latents and timesteps, and a per-frame average of the window results."""
+
+    def wrapper(executor, model, conds, x_in, timestep, model_options):
+        full_length = x_in.shape[0]
+        model_options["transformer_options"]["ad_params"] = {"full_length": full_length, "sub_idxs": None}
+        totals = [torch.zeros_like(x_in) for _ in conds]
+        counts = torch.zeros(full_length, 1, 1, 1)
+        for idxs in windows:
+            params = model_options["transformer_options"]["ad_params"]
+            params["sub_idxs"], params["context_length"] = idxs, len(idxs)
+            outs = executor(model, conds, x_in[idxs], timestep[idxs], model_options)
+            for total, out in zip(totals, outs, strict=True):
+                total[idxs] += out
+            counts[idxs] += 1
+        return [total / counts for total in totals]
+
+    return wrapper
+
+
+@pytest.mark.parametrize(
+    "windows", [[[0, 1, 2, 3], [2, 3, 4, 5]], [[4, 5, 0, 1], [1, 2, 3, 4]]], ids=["overlapping", "wrapping"]
+)
+def test_animatediff_evolved_contract_gives_each_frame_its_unwindowed_result(comfy_host, loaded, unwindowed, windows):
+    import comfy.patcher_extension
+
+    model = apply(comfy_host, loaded).clone()
+    model.add_wrapper_with_key(
+        comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, "test_ad_windows", ad_evolved_windows(windows)
+    )
+    assert_frames_equal(sample(loaded, model), unwindowed)
+
+
+def test_one_pose_for_every_frame_under_windows(comfy_host, loaded):
+    one = clip_poses()[:1]
+    whole = sample(loaded, apply(comfy_host, loaded, one))
+    windowed = comfy_windows(comfy_host, apply(comfy_host, loaded, one), 4, 2, "standard_static")
+    assert_frames_equal(sample(loaded, windowed), whole)
+
+
+def test_pose_work_is_once_per_sampling_and_released_after(comfy_host, loaded, monkeypatch):
+    """Lifecycle: the whole clip's pose features are computed once (not per window, not per step) and no tensor
+    of them outlives the sampling; the patch holds no mutable state, so copies share none."""
+    adapter = loaded["stable_pose"].model
+    encode_pose = adapter.encode_pose
+    held: list[weakref.ref] = []
+    batches: list[int] = []
+
+    def spy(pose):
+        features = encode_pose(pose)
+        batches.append(pose.shape[0])
+        held.extend(weakref.ref(f) for f in features)
+        return features
+
+    monkeypatch.setattr(adapter, "encode_pose", spy)
+    patched = comfy_windows(comfy_host, apply(comfy_host, loaded), 4, 2, "standard_static")
+    patch_module = pack_module(comfy_host, "nodes.stable_pose_patch")
+    (patch,) = [w for w in patched.get_all_wrappers("diffusion_model") if isinstance(w, patch_module.StablePosePatch)]
+    before = dict(vars(patch))
+    clone = patched.clone()
+    sample(loaded, patched)
+    assert batches == [FRAMES], "one encode of the whole clip for 2 steps × 3 windows × cond/uncond"
+    gc.collect()
+    assert held and all(ref() is None for ref in held), "pose features released when sampling ended"
+    assert vars(patch) == before and copy.deepcopy(patch) is patch
+    assert patch in clone.get_all_wrappers("diffusion_model"), "clones share the (immutable) patch"
+    sample(loaded, clone)
+    assert batches == [FRAMES, FRAMES], "a new sampling computes its own state"
+
+
+def capture(model, seen: list[dict]) -> Any:
+    """A DIFFUSION_MODEL wrapper after ours recording what reaches the UNet."""
+    import comfy.patcher_extension
+
+    def wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
+        seen.append(
+            {
+                "control": {key: [v.clone() for v in values] for key, values in control.items()},
+                "cond_or_uncond": list(transformer_options["cond_or_uncond"]),
+                "sigma": float(transformer_options["sigmas"].max()),
+            }
+        )
+        return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
+
+    model = model.clone()
+    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test_capture", wrapper)
+    return model
+
+
+def residual_rows(call: dict) -> torch.Tensor:
+    """(rows,) largest |residual| of each row over the 13 residuals."""
+    values = [*call["control"]["output"], *call["control"]["middle"]]
+    return torch.stack([v.abs().flatten(1).amax(1) for v in values]).amax(0)
+
+
+def test_region_mask_limits_the_residuals_to_its_inside(comfy_host, loaded):
+    mask = torch.zeros(FRAMES, SIZE, SIZE)
+    mask[:, :, : SIZE // 2] = 1.0  # left half
+    mask[2] = 0.0  # frame 2: nowhere
+    seen: list[dict] = []
+    sample(loaded, capture(apply(comfy_host, loaded, mask=mask), seen))
+    for call in seen:
+        rows = residual_rows(call)
+        frame = torch.arange(len(rows)) % FRAMES
+        assert (rows[frame == 2] == 0).all() and (rows[frame != 2] > 0).all()
+        for residual in call["control"]["output"]:
+            width = residual.shape[-1]
+            inside = residual[frame != 2][..., : width // 2 - 1]
+            assert (residual[..., width // 2 + 1 :] == 0).all(), "right of the (softened) edge: nothing"
+            assert inside.abs().amax() > 0
+
+
+def test_uncond_multiplier_scales_negative_rows(comfy_host, loaded):
+    full: list[dict] = []
+    none: list[dict] = []
+    sample(loaded, capture(apply(comfy_host, loaded), full))
+    sample(loaded, capture(apply(comfy_host, loaded, uncond_multiplier=0.0), none))
+    for with_uncond, without in zip(full, none, strict=True):
+        uncond = torch.tensor(with_uncond["cond_or_uncond"]).repeat_interleave(FRAMES) == 1
+        assert uncond.any() and (residual_rows(with_uncond)[uncond] > 0).all()
+        assert (residual_rows(without)[uncond] == 0).all() and (residual_rows(without)[~uncond] > 0).all()
+
+
+def test_frame_strengths_act_on_exactly_the_frames_they_name(comfy_host, loaded):
+    keyframes = comfy_host.node_class("StablePoseFrameStrengths")()
+    (strengths,) = keyframes.build("0:1.0, 1:0.0, 2:0.0, 3:1.0", "hold")
+    seen: list[dict] = []
+    plain = sample(loaded, loaded["model"])
+    posed = sample(loaded, capture(apply(comfy_host, loaded, frame_strength=strengths), seen))
+    changed = [i for i in range(FRAMES) if not torch.equal(posed[i], plain[i])]
+    assert changed == [0, 3, 4, 5], "frames 1 and 2 are at strength 0: exactly the plain result"
+    (linear,) = keyframes.build("0:1.0, 4:0.0", "linear")
+    assert linear.values(FRAMES).tolist() == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+
+
+def test_timestep_strengths_act_on_exactly_the_steps_they_name(comfy_host, loaded):
+    (late_off,) = comfy_host.node_class("StablePoseTimestepStrengths")().build(0.5, 1.0, 0.0, 0.0, "hold")
+    seen: list[dict] = []
+    sample(loaded, capture(apply(comfy_host, loaded, timestep_strength=late_off), seen), frames=2)
+    active = [bool(residual_rows(call).amax() > 0) for call in seen]
+    assert active == [True, False], "step 1 (percent 0) acts, step 2 (percent ≥ 0.5) is switched off"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"mask": torch.ones(4, SIZE, SIZE)}, "mask batch has 4 masks but the latent batch has 6 frames"),
+        ({"frame_strength": "1.0, 0.5"}, "the list has 2 values but the clip has 6 frames"),
+        ({"frame_strength": "0:1.0, 9:0.5"}, "keyframe at frame 9 is outside the clip of 6 frames"),
+        ({"poses": 4}, "pose batch has 4 images but the latent batch has 6"),
+    ],
+)
+def test_bad_clip_inputs_are_refused_before_the_first_step(comfy_host, loaded, options, message):
+    keyframes = pack_module(comfy_host, "stablepose_core.keyframes")
+    if "frame_strength" in options:
+        options["frame_strength"] = keyframes.FrameStrengths.parse(options["frame_strength"], "linear")
+    poses = clip_poses()[: options.pop("poses", FRAMES)]
+    seen: list[dict] = []
+    with pytest.raises(ValueError, match=message):
+        sample(loaded, capture(apply(comfy_host, loaded, poses, **options), seen))
+    assert seen == [], "nothing was sampled"
