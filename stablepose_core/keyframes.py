@@ -95,9 +95,8 @@ def _interpolate(points: list[tuple[float, float]], at: float, curve: str) -> fl
     if at <= points[0][0]:
         return points[0][1]
     for (x0, y0), (x1, y1) in itertools.pairwise(points):
-        if at <= x1:
-            t = 0.0 if x1 == x0 else (at - x0) / (x1 - x0)
-            return y0 + (y1 - y0) * CURVES[curve](t)
+        if at < x1:
+            return y0 + (y1 - y0) * CURVES[curve]((at - x0) / (x1 - x0))
     return points[-1][1]
 
 
