@@ -337,6 +337,21 @@ def test_pose_batch_makes_one_frame_per_pose_with_shared_noise(comfy_host, insta
     assert len(saved_files(comfy_host, posed, node_of(workflow, "SaveImage"))) == 4
 
 
+def test_pose_animation_with_context_windows_equals_one_batch(comfy_host, installed, seed) -> None:
+    """The bundled animation workflow runs headless with ComfyUI's context windows (3 frames, overlap 1, over the
+    4-frame sample) and every frame equals the one sampled without windows."""
+    workflow = shrunk(comfy_host, "pose_animation_context_windows.json", seed)
+    windows = node_of(workflow, "ContextWindowsManual")
+    set_widget(comfy_host, windows, "context_length", 3)
+    set_widget(comfy_host, windows, "context_overlap", 1)
+    windowed = output(run(comfy_host, workflow), workflow, "VAEDecode")
+    whole = output(run(comfy_host, bypassed(workflow, "ContextWindowsManual")), workflow, "VAEDecode")
+    assert_generated(windowed, 4)
+    torch.testing.assert_close(windowed, whole, rtol=0, atol=1e-3)
+    torch.testing.assert_close(windowed[3], windowed[1], rtol=0, atol=1e-3)  # frames 1 and 3 share a pose
+    assert (windowed[2] - windowed[0]).abs().max() > 1e-3
+
+
 # ----- headless: tools/run_workflow.py -----
 
 
