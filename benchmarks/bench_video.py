@@ -52,11 +52,24 @@ def main() -> None:
         run(host, models, args)
 
 
+def use_context_step_fix() -> None:
+    """ComfyUI 0.3.75's context windows compare the schedule with every frame's timestep (a batch of N frames
+    only works at N - 1 steps); use 0.8's comparison with the first, as 0.8.x does, so both hosts run here."""
+    import comfy.context_windows
+
+    def set_step(self, timestep, model_options):
+        sigmas = model_options["transformer_options"]["sample_sigmas"]
+        self._step = int(torch.nonzero(torch.isclose(sigmas, timestep[0], rtol=0.0001))[0].item())
+
+    comfy.context_windows.IndexListContextHandler.set_step = set_step
+
+
 def run(host: ComfyHost, models, args) -> None:
     import importlib
 
     import comfy.sample
 
+    use_context_step_fix()
     nodes = host.nodes
     model, clip, _ = nodes.CheckpointLoaderSimple().load_checkpoint(models.checkpoint.name)
     stable_pose = host.node_class("LoadStablePose")().load(models.adapter.name)[0]

@@ -2,7 +2,7 @@
 contract), the per-sampling lifecycle, regional masks, uncond_multiplier and keyframes.
 
 Sampling runs through ``comfy.sample.sample`` (KSampler's path: CFGGuider, OUTER_SAMPLE wrappers, context
-handler) with random SD1.5 weights on 64×64 px frames and 2 steps.
+handler) with random SD1.5 weights on 64×64 px frames.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from tools.reference_weights import sample_pose_image
 
 FRAMES = 6
 SIZE = 64
-STEPS = 2
+# ComfyUI 0.3.75's context windows find the step by comparing the schedule's sigmas with the per-frame timesteps
+# elementwise (fixed in 0.8.x: ``timestep[0]``), which only broadcasts when frames = steps + 1.
+STEPS = FRAMES - 1
 
 
 def pack_module(comfy_host: ComfyHost, name: str) -> Any:
@@ -169,7 +171,7 @@ def test_pose_work_is_once_per_sampling_and_released_after(comfy_host, loaded, m
     before = dict(vars(patch))
     clone = patched.clone()
     sample(loaded, patched)
-    assert batches == [FRAMES], "one encode of the whole clip for 2 steps × 3 windows × cond/uncond"
+    assert batches == [FRAMES], "one encode of the whole clip for all steps × 2 windows × cond/uncond"
     gc.collect()
     assert held and all(ref() is None for ref in held), "pose features released when sampling ended"
     assert vars(patch) == before and copy.deepcopy(patch) is patch
@@ -215,6 +217,8 @@ def test_region_mask_limits_the_residuals_to_its_inside(comfy_host, loaded):
         assert (rows[frame == 2] == 0).all() and (rows[frame != 2] > 0).all()
         for residual in call["control"]["output"]:
             width = residual.shape[-1]
+            if width < 4:  # 2×2 and 1×1 grids: the resized edge covers them
+                continue
             inside = residual[frame != 2][..., : width // 2 - 1]
             assert (residual[..., width // 2 + 1 :] == 0).all(), "right of the (softened) edge: nothing"
             assert inside.abs().amax() > 0
@@ -244,11 +248,11 @@ def test_frame_strengths_act_on_exactly_the_frames_they_name(comfy_host, loaded)
 
 
 def test_timestep_strengths_act_on_exactly_the_steps_they_name(comfy_host, loaded):
-    (late_off,) = comfy_host.node_class("StablePoseTimestepStrengths")().build(0.5, 1.0, 0.0, 0.0, "hold")
+    (late_off,) = comfy_host.node_class("StablePoseTimestepStrengths")().build(0.3, 1.0, 0.0, 0.0, "hold")
     seen: list[dict] = []
     sample(loaded, capture(apply(comfy_host, loaded, timestep_strength=late_off), seen), frames=2)
     active = [bool(residual_rows(call).amax() > 0) for call in seen]
-    assert active == [True, False], "step 1 (percent 0) acts, step 2 (percent ≥ 0.5) is switched off"
+    assert active == [True, True, False, False, False], "steps at percent 0, 0.2 act; from 0.4 on they are off"
 
 
 @pytest.mark.parametrize(

@@ -339,8 +339,10 @@ def test_pose_batch_makes_one_frame_per_pose_with_shared_noise(comfy_host, insta
 
 def test_pose_animation_with_context_windows_equals_one_batch(comfy_host, installed, seed) -> None:
     """The bundled animation workflow runs headless with ComfyUI's context windows (3 frames, overlap 1, over the
-    4-frame sample) and every frame equals the one sampled without windows."""
+    4-frame sample) and every frame equals the one sampled without windows. 3 steps: ComfyUI 0.3.75's windows
+    need frames = steps + 1 (tests/test_video.py)."""
     workflow = shrunk(comfy_host, "pose_animation_context_windows.json", seed)
+    set_widget(comfy_host, node_of(workflow, "KSampler"), "steps", 3)
     windows = node_of(workflow, "ContextWindowsManual")
     set_widget(comfy_host, windows, "context_length", 3)
     set_widget(comfy_host, windows, "context_overlap", 1)
