@@ -19,8 +19,9 @@ import torch
 from tools.comfy_host import REPO_ROOT, ComfyHost
 from tools.reference_weights import sample_pose_image
 
-FRAMES = 6
+FRAMES = 3
 SIZE = 64
+LENGTH, OVERLAP = 2, 1  # context windows
 # ComfyUI 0.3.75's context windows find the step by comparing the schedule's sigmas with the per-frame timesteps
 # elementwise (fixed in 0.8.x: ``timestep[0]``), which only broadcasts when frames = steps + 1.
 STEPS = FRAMES - 1
@@ -77,8 +78,9 @@ def comfy_windows(comfy_host: ComfyHost, model, length: int, overlap: int, sched
 
 
 def assert_frames_equal(windowed: torch.Tensor, whole: torch.Tensor) -> None:
-    """Per frame equal to float tolerance (batched convolutions round differently by batch size)."""
-    torch.testing.assert_close(windowed, whole, rtol=1e-4, atol=1e-4)
+    """Per frame equal to float tolerance (batched convolutions round differently by batch size; the random
+    weights make latents of magnitude ~100)."""
+    torch.testing.assert_close(windowed, whole, rtol=1e-4, atol=1e-5 * float(whole.abs().max()))
 
 
 @pytest.fixture(scope="module")
@@ -90,22 +92,15 @@ def unwindowed(comfy_host, loaded) -> torch.Tensor:
     ("schedule", "extra"),
     [
         ("standard_static", {}),
-        ("standard_uniform", {}),
         ("looped_uniform", {"closed_loop": True}),  # windows wrap around the end of the clip
         ("looped_uniform", {"context_stride": 2}),  # strided windows
         ("batched", {}),
     ],
 )
 def test_comfy_context_windows_give_each_frame_its_unwindowed_result(comfy_host, loaded, unwindowed, schedule, extra):
-    windowed = comfy_windows(comfy_host, apply(comfy_host, loaded), 4, 2, schedule, **extra)
+    windowed = comfy_windows(comfy_host, apply(comfy_host, loaded), LENGTH, OVERLAP, schedule, **extra)
     result = sample(loaded, windowed)
     assert_frames_equal(result, unwindowed)
-
-
-def test_context_windows_without_stable_pose_change_nothing_either(comfy_host, loaded):
-    """The host's own baseline: SD1.5 frames are independent, so windows alone do not change them."""
-    plain = sample(loaded, loaded["model"])
-    assert_frames_equal(sample(loaded, comfy_windows(comfy_host, loaded["model"], 4, 2, "standard_static")), plain)
 
 
 def ad_evolved_windows(windows: list[list[int]]):
@@ -130,9 +125,7 @@ def ad_evolved_windows(windows: list[list[int]]):
     return wrapper
 
 
-@pytest.mark.parametrize(
-    "windows", [[[0, 1, 2, 3], [2, 3, 4, 5]], [[4, 5, 0, 1], [1, 2, 3, 4]]], ids=["overlapping", "wrapping"]
-)
+@pytest.mark.parametrize("windows", [[[0, 1], [1, 2]], [[2, 0], [1, 2]]], ids=["overlapping", "wrapping"])
 def test_animatediff_evolved_contract_gives_each_frame_its_unwindowed_result(comfy_host, loaded, unwindowed, windows):
     import comfy.patcher_extension
 
@@ -146,7 +139,7 @@ def test_animatediff_evolved_contract_gives_each_frame_its_unwindowed_result(com
 def test_one_pose_for_every_frame_under_windows(comfy_host, loaded):
     one = clip_poses()[:1]
     whole = sample(loaded, apply(comfy_host, loaded, one))
-    windowed = comfy_windows(comfy_host, apply(comfy_host, loaded, one), 4, 2, "standard_static")
+    windowed = comfy_windows(comfy_host, apply(comfy_host, loaded, one), LENGTH, OVERLAP, "standard_static")
     assert_frames_equal(sample(loaded, windowed), whole)
 
 
@@ -165,7 +158,7 @@ def test_pose_work_is_once_per_sampling_and_released_after(comfy_host, loaded, m
         return features
 
     monkeypatch.setattr(adapter, "encode_pose", spy)
-    patched = comfy_windows(comfy_host, apply(comfy_host, loaded), 4, 2, "standard_static")
+    patched = comfy_windows(comfy_host, apply(comfy_host, loaded), LENGTH, OVERLAP, "standard_static")
     patch_module = pack_module(comfy_host, "nodes.stable_pose_patch")
     (patch,) = [w for w in patched.get_all_wrappers("diffusion_model") if isinstance(w, patch_module.StablePosePatch)]
     before = dict(vars(patch))
@@ -208,18 +201,18 @@ def residual_rows(call: dict) -> torch.Tensor:
 def test_region_mask_limits_the_residuals_to_its_inside(comfy_host, loaded):
     mask = torch.zeros(FRAMES, SIZE, SIZE)
     mask[:, :, : SIZE // 2] = 1.0  # left half
-    mask[2] = 0.0  # frame 2: nowhere
+    mask[1] = 0.0  # frame 1: nowhere
     seen: list[dict] = []
     sample(loaded, capture(apply(comfy_host, loaded, mask=mask), seen))
     for call in seen:
         rows = residual_rows(call)
         frame = torch.arange(len(rows)) % FRAMES
-        assert (rows[frame == 2] == 0).all() and (rows[frame != 2] > 0).all()
+        assert (rows[frame == 1] == 0).all() and (rows[frame != 1] > 0).all()
         for residual in call["control"]["output"]:
             width = residual.shape[-1]
             if width < 4:  # 2×2 and 1×1 grids: the resized edge covers them
                 continue
-            inside = residual[frame != 2][..., : width // 2 - 1]
+            inside = residual[frame != 1][..., : width // 2 - 1]
             assert (residual[..., width // 2 + 1 :] == 0).all(), "right of the (softened) edge: nothing"
             assert inside.abs().amax() > 0
 
@@ -237,14 +230,14 @@ def test_uncond_multiplier_scales_negative_rows(comfy_host, loaded):
 
 def test_frame_strengths_act_on_exactly_the_frames_they_name(comfy_host, loaded):
     keyframes = comfy_host.node_class("StablePoseFrameStrengths")()
-    (strengths,) = keyframes.build("0:1.0, 1:0.0, 2:0.0, 3:1.0", "hold")
+    (strengths,) = keyframes.build("0:1.0, 1:0.0, 2:1.0", "hold")
     seen: list[dict] = []
     plain = sample(loaded, loaded["model"])
     posed = sample(loaded, capture(apply(comfy_host, loaded, frame_strength=strengths), seen))
     changed = [i for i in range(FRAMES) if not torch.equal(posed[i], plain[i])]
-    assert changed == [0, 3, 4, 5], "frames 1 and 2 are at strength 0: exactly the plain result"
-    (linear,) = keyframes.build("0:1.0, 4:0.0", "linear")
-    assert linear.values(FRAMES).tolist() == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    assert changed == [0, 2], "frame 1 is at strength 0: exactly the plain result"
+    (linear,) = keyframes.build("0:1.0, 1:0.0", "linear")
+    assert linear.values(FRAMES).tolist() == [1.0, 0.0, 0.0]
 
 
 def test_timestep_strengths_act_on_exactly_the_steps_they_name(comfy_host, loaded):
@@ -252,16 +245,16 @@ def test_timestep_strengths_act_on_exactly_the_steps_they_name(comfy_host, loade
     seen: list[dict] = []
     sample(loaded, capture(apply(comfy_host, loaded, timestep_strength=late_off), seen), frames=2)
     active = [bool(residual_rows(call).amax() > 0) for call in seen]
-    assert active == [True, True, False, False, False], "steps at percent 0, 0.2 act; from 0.4 on they are off"
+    assert active == [True, False], "step 1 (percent 0) acts, step 2 (percent 0.5) is switched off"
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"mask": torch.ones(4, SIZE, SIZE)}, "mask batch has 4 masks but the latent batch has 6 frames"),
-        ({"frame_strength": "1.0, 0.5"}, "the list has 2 values but the clip has 6 frames"),
-        ({"frame_strength": "0:1.0, 9:0.5"}, "keyframe at frame 9 is outside the clip of 6 frames"),
-        ({"poses": 4}, "pose batch has 4 images but the latent batch has 6"),
+        ({"mask": torch.ones(2, SIZE, SIZE)}, "mask batch has 2 masks but the latent batch has 3 frames"),
+        ({"frame_strength": "1.0, 0.5"}, "the list has 2 values but the clip has 3 frames"),
+        ({"frame_strength": "0:1.0, 9:0.5"}, "keyframe at frame 9 is outside the clip of 3 frames"),
+        ({"poses": 2}, "pose batch has 2 images but the latent batch has 3"),
     ],
 )
 def test_bad_clip_inputs_are_refused_before_the_first_step(comfy_host, loaded, options, message):

@@ -41,9 +41,9 @@ def evolved(comfy_host, model, context_options=None) -> Any:
 @pytest.mark.parametrize(
     ("class_type", "args"),
     [
-        ("ADE_StandardStaticContextOptions", (4, 2)),  # length, overlap
-        ("ADE_StandardUniformContextOptions", (4, 1, 2)),  # length, stride, overlap
-        ("ADE_LoopedUniformContextOptions", (4, 1, 2, True)),  # ..., closed loop: windows wrap around
+        ("ADE_StandardStaticContextOptions", (2, 1)),  # length, overlap
+        ("ADE_StandardUniformContextOptions", (2, 1, 1)),  # length, stride, overlap
+        ("ADE_LoopedUniformContextOptions", (2, 1, 1, True)),  # ..., closed loop: windows wrap around
     ],
 )
 def test_animatediff_evolved_context_options_give_each_frame_its_unwindowed_result(
@@ -77,4 +77,4 @@ def test_advanced_controlnet_timestep_keyframes_hold_until_the_next(comfy_host, 
     group = run_v3(comfy_host, "TimestepKeyframe", start_percent=0.3, strength=0.0, prev_timestep_kf=group)
     seen: list[dict] = []
     sample(loaded, capture(apply(comfy_host, loaded, timestep_strength=group), seen), frames=2)
-    assert [bool(residual_rows(call).amax() > 0) for call in seen] == [True, True, False, False, False]
+    assert [bool(residual_rows(call).amax() > 0) for call in seen] == [True, False]
