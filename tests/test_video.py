@@ -66,7 +66,7 @@ def sample(loaded: dict, model, frames: int = FRAMES, cfg: float = 5.0, seed: in
     with torch.inference_mode():
         noise = comfy.sample.prepare_noise(latent, seed)
         return comfy.sample.sample(
-            model, noise, STEPS, cfg, "euler", "normal", loaded["positive"], loaded["negative"], latent
+            model, noise, STEPS, cfg, "euler", "normal", loaded["positive"], loaded["negative"], latent, seed=seed
         )
 
 
