@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import gc
 import importlib
+import inspect
 import weakref
 from typing import Any
 
@@ -74,6 +75,8 @@ def comfy_windows(comfy_host: ComfyHost, model, length: int, overlap: int, sched
     """ComfyUI's own ``Context Windows (Manual)`` node on ``model``."""
     node = comfy_host.node_class("ContextWindowsManual")
     options = {"context_stride": 1, "closed_loop": False, "fuse_method": "pyramid", "dim": 0} | extra
+    if "freenoise" in inspect.signature(node.execute).parameters:  # ComfyUI 0.8.x
+        options["freenoise"] = False
     return node.execute(model, length, overlap, schedule, **options).result[0]
 
 

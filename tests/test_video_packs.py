@@ -63,13 +63,13 @@ def test_advanced_controlnet_latent_keyframes_act_on_the_frames_they_list(comfy_
     sample(loaded, capture(apply(comfy_host, loaded, frame_strength=group), seen))
     full: list[dict] = []
     sample(loaded, capture(apply(comfy_host, loaded), full))
-    for call, reference in zip(seen, full, strict=True):
-        rows, ref = residual_rows(call), residual_rows(reference)
-        frame = torch.arange(len(rows)) % FRAMES
+    for call in seen:
+        frame = torch.arange(len(residual_rows(call))) % FRAMES
         unlisted = (frame != 1) & (frame != FRAMES - 1)
-        assert (rows[unlisted] == 0).all(), "frames without a keyframe get Advanced-ControlNet's null strength 0"
-        assert torch.allclose(rows[frame == 1], 0.5 * ref[frame == 1], rtol=1e-3)
-        assert torch.allclose(rows[frame == FRAMES - 1], ref[frame == FRAMES - 1], rtol=1e-3)
+        assert (residual_rows(call)[unlisted] == 0).all(), "unlisted frames get Advanced-ControlNet's null strength 0"
+    rows, ref = residual_rows(seen[0]), residual_rows(full[0])  # the first step sees the same latents
+    assert torch.allclose(rows[frame == 1], 0.5 * ref[frame == 1], rtol=1e-3)
+    assert torch.allclose(rows[frame == FRAMES - 1], ref[frame == FRAMES - 1], rtol=1e-3)
 
 
 def test_advanced_controlnet_timestep_keyframes_hold_until_the_next(comfy_host, loaded):
