@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.make_test_models import ensure_test_models
+from tests.support.reference_weights import sample_pose_image
 from tools.comfy_host import REPO_ROOT, ComfyHost
-from tools.make_test_models import ensure_test_models
-from tools.reference_weights import sample_pose_image
 
 
 def clip_poses(frames: int, size: int) -> torch.Tensor:

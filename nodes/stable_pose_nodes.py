@@ -21,8 +21,8 @@ WRAPPER_KEY = "stable_pose"
 ADDITIONAL_MODELS_KEY = "stable_pose"
 SCHEDULE_HELP = (
     "released: the authors' evaluation (cond rows: coarse mask in ViT layer 1, fine in layer 2; negative rows "
-    "unmasked) = the paper's coarse-to-fine intent; paper: the same; released_train: the masks training used; "
-    "unmasked: plain self-attention"
+    "unmasked) = the paper's coarse-to-fine intent; paper: the same; released_train: the masks training used "
+    "(training's default, same name); unmasked: plain self-attention"
 )
 
 

@@ -221,7 +221,7 @@ class StablePosePatch:
         pose = pose.to(x.device)
         masks = assemble_masks(regions[:, pose], is_uncond, self.control.settings)
         outs = self.control.adapter(
-            x, timesteps, context, pose_features=[f[pose] for f in features], masks=masks, row_latents=frames
+            x, timesteps, context, pose_terms=[f[pose] for f in features], masks=masks, row_latents=frames
         )
         return control_dict([self._weigh(o.to(x.dtype), sampling, frames, is_uncond, options) for o in outs])
 

@@ -18,7 +18,6 @@ import math
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import safetensors
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from .adapter import AdapterConfig, StablePoseAdapter, zero_init_convs
+from .atomic import atomic_write
 from .unet_blocks import Ops
 
 ADAPTER_PREFIX = "stable_pose_adapter."
@@ -231,7 +231,7 @@ def save_adapter(
     metadata: dict[str, str] | None = None,
     config: AdapterConfig | None = None,
 ) -> None:
-    """Write adapter-only ``.safetensors`` atomically (temp file + rename), with config and format metadata."""
+    """Write adapter-only ``.safetensors`` atomically (:func:`atomic_write`), with config and format metadata."""
     if isinstance(adapter, StablePoseAdapter):
         config, state_dict = adapter.config, adapter.state_dict()
     else:
@@ -239,19 +239,8 @@ def save_adapter(
     config = config or infer_config(state_dict)
     header = {"format": FORMAT, "stable_pose_config": json.dumps(config.to_dict()), **(metadata or {})}
     tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        safetensors.torch.save_file(tensors, tmp, metadata=header)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is as readable as any other
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as tmp:
+        safetensors.torch.save_file(tensors, str(tmp), metadata=header)
 
 
 def unet_state_dict(checkpoint_tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

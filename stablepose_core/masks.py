@@ -7,12 +7,14 @@ its patch grid. Released behaviour, measured by running the official code:
 
 - evaluation (``eval_pose.py``, the paper's numbers): threshold -0.99, kernels [23, 13]; unconditional rows
   are unmasked; the [uncond; cond] concatenation the DDIM sampler builds and the ViT's split by batch size
-  give ViT layer 0 the k=23 mask on cond rows and layer 1 the k=13 mask on cond rows: schedule ``released``.
+  give ViT layer 0 the k=23 mask on cond rows and layer 1 the k=13 mask on cond rows: schedule ``released``
+  (``paper`` is the same: the paper's coarse-to-fine intent).
 - training (``get_input``): threshold ``> -1`` on every row, layer 0 ← k=23, layer 1 ← k=13, loss ← k=13.
   The blurred -1 background is not exactly -1 in float32 (about -0.99999982 for k=23), so layer 0 covers
   the whole frame; k=13 sums exactly and gives the blur's support. ``released_train`` reproduces this.
 
-Schedules other than ``released*`` compare the blur of the *shifted* image ``pose + 1`` (background exactly
+These names are the pack's one vocabulary (nodes, training, docs); ``unmasked`` turns PMSA's masks off.
+Schedules other than ``released_train`` compare the blur of the *shifted* image ``pose + 1`` (background exactly
 0) against ``threshold + 1``, so float roundoff cannot flip a background pixel.
 
 Empty pose (nothing drawn in a row): its mask would be empty, which in the released code makes every pair
@@ -29,6 +31,8 @@ import torch
 import torch.nn.functional as F
 
 LATENT_SCALE = 8
+EVAL_THRESHOLD = -0.99  # official eval_pose.gen_pose_mask
+TRAIN_THRESHOLD = -1.0  # official get_input: "> -1"
 
 # Per schedule, per ViT layer: (kernel index used on cond rows, kernel index used on uncond rows); None = full.
 _SCHEDULES: dict[str, tuple[tuple[int | None, int | None], ...]] = {
@@ -47,7 +51,7 @@ class MaskSettings:
     schedule: str = "released"
     kernels: tuple[int, ...] = (23, 13)
     sigma: float = 3.0
-    threshold: float = -0.99
+    threshold: float = EVAL_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.schedule not in _SCHEDULES:
@@ -58,9 +62,10 @@ class MaskSettings:
             raise ValueError(f"mask sigma must be > 0, got {self.sigma}")
 
     @classmethod
-    def released_train(cls) -> MaskSettings:
-        """The masks of official training (``get_input``): threshold > -1 on every row."""
-        return cls(schedule="released_train", threshold=-1.0)
+    def for_schedule(cls, schedule: str) -> MaskSettings:
+        """The official settings of a schedule: ``released_train`` with official training's threshold ``> -1``
+        (``get_input``), the others with the evaluation threshold."""
+        return cls(schedule, threshold=TRAIN_THRESHOLD if schedule == "released_train" else EVAL_THRESHOLD)
 
     @property
     def exact_roundoff(self) -> bool:
@@ -157,7 +162,7 @@ def assemble_masks(regions: torch.Tensor, is_uncond: torch.Tensor, settings: Mas
 
 def training_loss_mask(pose_image: torch.Tensor, settings: MaskSettings | None = None) -> torch.Tensor:
     """(B, 1, H/8, W/8) float fine mask (last kernel) for the α-weighted loss of official ``p_losses``."""
-    settings = settings or MaskSettings.released_train()
+    settings = settings or MaskSettings.for_schedule("released_train")
     return settings.pose_regions(pose_image, settings.kernels[-1:])[0, :, None].float()
 
 

@@ -8,13 +8,22 @@ ComfyUI's own custom-node loader.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.browser import chromium
+from tests.support.make_test_models import ModelFiles, ensure_test_models
 from tools.comfy_host import REPO_ROOT, ComfyHost
-from tools.make_test_models import ModelFiles, ensure_test_models
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that boots ComfyUI in this process (through ``comfy_host``) with ``host``."""
+    for item in items:
+        if "comfy_host" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.host)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +50,13 @@ def comfy_host(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Co
     (AnimateDiff-Evolved, Advanced-ControlNet: tests/test_video_packs.py)."""
     extra = [Path(p) for p in os.environ.get("STABLEPOSE_TEST_PACKS", "").split(os.pathsep) if p]
     return ComfyHost.boot(tmp_path_factory.mktemp("comfyui"), packs=(REPO_ROOT, *extra), models_dir=models_dir)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium through Selenium (``tests/support/browser.py``), one per test module."""
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from stablepose_core.checkpoints import (
     save_adapter,
 )
 from stablepose_core.unet_blocks import ResBlock
-from tools.reference_weights import seeded_state_dict
+from tests.support.reference_weights import seeded_state_dict
 
 SMALL = AdapterConfig(
     model_channels=32,

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import torch
 
+from tests.support.reference_weights import sample_pose_image
 from tools.comfy_host import REPO_ROOT, ComfyHost
-from tools.reference_weights import sample_pose_image
 
 FRAMES = 3
 SIZE = 64

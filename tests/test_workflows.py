@@ -27,31 +27,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageSequence
-from test_editor_browser import (  # the editor's browser harness: server, Chromium, page helpers
-    PACK_NAME,
-    ComfyServer,
-    assert_no_extension_errors,
-    browser,  # noqa: F401  (the fixture, used through request.getfixturevalue)
-    load_page,
-    queue_and_wait,
-    run_js,
-)
 
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
+from tests.support.browser import PACK_NAME, ComfyServer, assert_no_extension_errors, load_page, queue_and_wait, run_js
 from tools.comfy_host import MODE_BYPASSED, REPO_ROOT, ComfyHost, HostError, RunResult
-from tools.make_workflows import (
-    ADAPTER,
-    MODEL_FILES,
-    POSE_SIZE,
-    SAMPLE_NAMES,
-    SEED,
-    WORKFLOWS_DIR,
-    build_workflows,
-    sample_inputs,
-    thumbnails,
-    workflow_text,
-)
+from tools.make_workflows import ADAPTER, MODEL_FILES, SEED, WORKFLOWS_DIR, build_workflows, thumbnails
 from tools.run_workflow import apply_override
+from tools.workflow_format import workflow_text
+from tools.workflow_samples import POSE_SIZE, SAMPLE_NAMES, sample_inputs
 
 WORKFLOWS = sorted(path.name for path in WORKFLOWS_DIR.glob("*.json"))
 HAND_MADE = {"pose_editor.json"}  # made in ComfyUI by the editor's author, not by tools/make_workflows.py
@@ -293,6 +276,7 @@ def test_demo_workflow_runs_without_weights(comfy_host: ComfyHost, installed: No
     assert sorted(sizes) == [(512, 512), (512, 512), (1024, 512), (1024, 512)]
 
 
+@pytest.mark.slow
 def test_txt2img_pose_changes_the_image(comfy_host, installed, seed) -> None:
     workflow = shrunk(comfy_host, "stable_pose_txt2img.json", seed)
     posed = run(comfy_host, workflow)
@@ -306,6 +290,7 @@ def test_txt2img_pose_changes_the_image(comfy_host, installed, seed) -> None:
     assert path.is_file()
 
 
+@pytest.mark.slow
 def test_photo_to_pose_to_image_runs(comfy_host, installed, seed) -> None:
     """photo -> resize -> OpenPoseExtract -> editor (no edit: the detected pose passes) -> Apply -> image."""
     workflow = shrunk(comfy_host, "photo_to_pose_to_image.json", seed)
@@ -318,6 +303,7 @@ def test_photo_to_pose_to_image_runs(comfy_host, installed, seed) -> None:
     assert_generated(output(result, workflow, "VAEDecode"), 1)
 
 
+@pytest.mark.slow
 def test_pose_batch_makes_one_frame_per_pose_with_shared_noise(comfy_host, installed, seed) -> None:
     """4 poses -> 4 latents (sizes from Get Image Size) with the same noise: without Stable-Pose all frames are
     equal, with it they follow their poses (frames 1 and 3 share a pose, so they match)."""
@@ -383,6 +369,7 @@ def test_demo_script_looks_for_the_models_the_workflows_name() -> None:
     assert f"WORKFLOW_ADAPTER={MODEL_FILES['stable_pose']}" in script
 
 
+@pytest.mark.slow
 def test_run_workflow_cli_runs_the_demo(tmp_path: Path) -> None:
     """``python -m tools.run_workflow`` as tools/demo.sh calls it: a fresh process boots its own ComfyUI, reads
     the sample photo from workflows/ and writes one PNG per saved image, named after the node titles."""
@@ -427,11 +414,12 @@ def prompt_inputs(prompt: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]
     return {node_id: (node["class_type"], node["inputs"]) for node_id, node in prompt.items()}
 
 
+@pytest.mark.browser
 def test_frontend_loads_each_template_as_the_harness_reads_it(frontend, comfy_host: ComfyHost, request) -> None:
     """Through the real server and frontend: the template list names each workflow once, each template loads
     with every node type known, the frontend's prompt ("Queue") equals ``workflow_to_prompt`` and saving it
     again keeps every widget value; the demo workflow queued from the page runs on the server."""
-    driver = request.getfixturevalue("browser")  # Chromium through Selenium, from the editor's browser test
+    driver = request.getfixturevalue("browser")  # Chromium through Selenium (tests/conftest.py)
     load_page(driver, frontend)
     listing = frontend.get_json("/api/workflow_templates")
     assert sorted(listing[PACK_NAME]) == sorted(Path(name).stem for name in WORKFLOWS)

@@ -1,18 +1,12 @@
-"""Generate the bundled workflows (``workflows/*.json``) and their sample inputs from compact descriptions.
+"""Generate the bundled workflows (``workflows/*.json``) and their sample inputs: the specs of the bundled workflows.
 
-A workflow is described here as nodes (type, place, widget values by input name, links by output name) and
-groups. What ComfyUI's frontend needs on top (input sockets, the order of ``widgets_values`` including the
-hidden control-after-generate value after seeds and the upload button value of ``LoadImage``, output names and
-types, execution order) is read from the node definitions registered in a real headless ComfyUI with this pack
-loaded (``tools/comfy_host.py``), so rerunning this after a node changes keeps the files right. Each workflow is
-validated against those definitions before it is written (``ComfyHost.validate_workflow``).
-
-The sample inputs the workflows name are written next to them (the headless runner reads ``LoadImage`` files
-from the workflow's folder; in ComfyUI, upload them):
-
-- ``stable_pose_astronaut.jpg``: scikit-image's astronaut photo (NASA, public domain), 512 × 512;
-- ``stable_pose_example_pose.png``: a dancing person drawn by the pack's skeleton renderer, 512 × 768;
-- ``stable_pose_pose_sequence.webp``: four frames of a jumping jack, animated lossless WebP, 512 × 768.
+Each workflow is a spec function below, written in the compact description of ``tools/workflow_format.py``
+(nodes with widget values by input name and links by output name, groups); ``WorkflowBuilder`` completes it with
+the node definitions registered in a real headless ComfyUI with this pack loaded, so rerunning this after a node
+changes keeps the files right. Each workflow is validated against those definitions before it is written
+(``ComfyHost.validate_workflow``). The sample inputs the workflows name (``tools/workflow_samples.py``) are
+written next to them (the headless runner reads ``LoadImage`` files from the workflow's folder; in ComfyUI,
+upload them).
 
 It also writes the template-browser thumbnails ``<workflow>.jpg`` (the inputs and poses each workflow works
 with; the photo ones come from running ``photo_to_pose_preview``).
@@ -25,24 +19,28 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
-import json
 import logging
-import math
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image, ImageSequence
-
-from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.skeleton import render_pose
-from tools.comfy_host import REPO_ROOT, WIDGET_TYPES, ComfyHost, _has_control_widget
+from tools.comfy_host import REPO_ROOT, ComfyHost
+from tools.workflow_format import Group, Node, Spec, WorkflowBuilder, note, save_image, workflow_text
+from tools.workflow_samples import (
+    EXAMPLE_POSE,
+    PHOTO,
+    POSE_SEQUENCE,
+    POSE_SIZE,
+    SEQUENCE_FRAME_MS,
+    SampleImage,
+    example_pose,
+    pixels,
+    pose_sequence,
+    sample_inputs,
+    thumbnail,
+)
 
 WORKFLOWS_DIR = REPO_ROOT / "workflows"
 SD15_CHECKPOINT = "v1-5-pruned-emaonly-fp16.safetensors"
@@ -52,60 +50,10 @@ SD15_CHECKPOINT_URL = (
 )
 ADAPTER = "stable_pose_humanart.safetensors"
 MODEL_FILES = {"checkpoints": SD15_CHECKPOINT, "stable_pose": ADAPTER}  # model folder -> file the workflows name
-PHOTO = "stable_pose_astronaut.jpg"
-EXAMPLE_POSE = "stable_pose_example_pose.png"
-POSE_SEQUENCE = "stable_pose_pose_sequence.webp"
-SAMPLE_NAMES = (PHOTO, EXAMPLE_POSE, POSE_SEQUENCE)
-POSE_SIZE = (512, 768)
-SEQUENCE_FRAME_MS = 250
-THUMBNAIL_SIDE = 768
-JPEG_TOLERANCE = 3.0  # mean absolute error (of 255) a quality-90 JPEG of the photo stays within
 SEED = 20241210
-UPLOAD_VALUE = "image"  # what the frontend stores for LoadImage's upload button
-NOTE_COLOR = ("#432", "#653")
-GROUP_COLOR = "#3f789e"
-UUID_NAMESPACE = uuid.UUID("6f0d5f6e-3c1a-4b7e-9a55-5751ab1e905e")
-TITLE_HEIGHT = 30  # litegraph draws a node's title bar above its pos
-GROUP_PADDING, GROUP_TITLE = 15, 40
 
 
-# ----- compact descriptions -----
-
-
-@dataclass(frozen=True)
-class Node:
-    """One node: ``links`` maps an input to ``"<node key>.<output name>"``; unset widgets keep their defaults."""
-
-    key: str
-    type: str
-    pos: tuple[int, int]
-    size: tuple[int, int]
-    title: str | None = None
-    widgets: dict[str, Any] = field(default_factory=dict)
-    links: dict[str, str] = field(default_factory=dict)
-    properties: dict[str, Any] = field(default_factory=dict)
-    colors: tuple[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class Group:
-    title: str
-    keys: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Spec:
-    name: str
-    nodes: tuple[Node, ...]
-    groups: tuple[Group, ...] = ()
-
-
-def note(key: str, pos: tuple[int, int], size: tuple[int, int], text: str, title: str = "Read me") -> Node:
-    return Node(key, "Note", pos, size, title, widgets={"text": text.strip()}, colors=NOTE_COLOR)
-
-
-def save_image(key: str, pos: tuple[int, int], size: tuple[int, int], title: str, prefix: str, images: str) -> Node:
-    return Node(key, "SaveImage", pos, size, title, {"filename_prefix": prefix}, {"images": images})
+# ----- pieces the specs share -----
 
 
 def checkpoint(pos: tuple[int, int]) -> Node:
@@ -517,296 +465,13 @@ self-attention per ViT layer (left the latent grid, right the ViT patch grid).
 SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview, pose_animation)
 
 
-# ----- UI format -----
-
-
-@dataclass
-class _Socket:
-    name: str
-    type: str
-    optional: bool
-    widget: bool
-    link: int | None = None
-
-
-class WorkflowBuilder:
-    """Turns a :class:`Spec` into ComfyUI's UI workflow (version 0.4) with the registered node definitions."""
-
-    def __init__(self, host: ComfyHost) -> None:
-        self.host = host
-
-    def outputs(self, node_type: str) -> list[tuple[str, str]]:
-        """(name, type) of each output: RETURN_NAMES where given, else the type, as the frontend labels them."""
-        node_class = self.host.node_class(node_type)
-        types = [str(kind) for kind in node_class.RETURN_TYPES]
-        names = getattr(node_class, "RETURN_NAMES", None) or types
-        return list(zip((str(name) for name in names), types, strict=True))
-
-    def sockets(self, node: Node) -> list[_Socket]:
-        """The frontend's input slots: every non-widget input, then the widget inputs that are linked."""
-        if node.type == "Note":
-            return []
-        plain, widgets = [], []
-        for section, specs in self.host.input_specs(node.type).items():
-            for name, (kind, options) in specs.items():
-                is_widget = kind in WIDGET_TYPES and not options.get("forceInput")
-                if not is_widget:
-                    plain.append(_Socket(name, kind, section == "optional", False))
-                elif name in node.links:
-                    widgets.append(_Socket(name, kind, section == "optional", True))
-        unknown = set(node.links) - {socket.name for socket in plain + widgets}
-        if unknown:
-            raise ValueError(f"{node.key} ({node.type}) has no inputs {sorted(unknown)} to link")
-        return plain + widgets
-
-    def widgets_values(self, node: Node, sockets: list[_Socket]) -> list[Any]:
-        if node.type == "Note":
-            return [node.widgets["text"]]
-        specs = {name: spec for section in self.host.input_specs(node.type).values() for name, spec in section.items()}
-        ui_inputs = [{"name": s.name, **({"widget": {"name": s.name}} if s.widget else {})} for s in sockets]
-        slots = self.host.widget_slots(node.type, ui_inputs)
-        unknown = set(node.widgets) - {slot for slot in slots if slot} - {"control_after_generate"}
-        if unknown:
-            raise ValueError(f"{node.key} ({node.type}) has no widgets {sorted(unknown)}")
-        values: list[Any] = []
-        for index, slot in enumerate(slots):
-            previous = slots[index - 1] if index else None
-            if slot is not None:
-                values.append(node.widgets[slot] if slot in node.widgets else _default(*specs[slot]))
-            elif previous is not None and _has_control_widget(specs[previous][0], previous, specs[previous][1]):
-                values.append(node.widgets.get("control_after_generate", "fixed"))
-            else:
-                values.append(UPLOAD_VALUE)
-        return values
-
-    def build(self, spec: Spec) -> dict[str, Any]:
-        ids = {node.key: index for index, node in enumerate(spec.nodes, start=1)}
-        by_key = {node.key: node for node in spec.nodes}
-        sockets = {node.key: self.sockets(node) for node in spec.nodes}
-        outputs = {node.key: [] if node.type == "Note" else self.outputs(node.type) for node in spec.nodes}
-        out_links: dict[tuple[str, int], list[int]] = {}
-        links = []
-        for node in spec.nodes:
-            for slot_index, socket in enumerate(sockets[node.key]):
-                if socket.name not in node.links:
-                    continue
-                source_key, output_name = node.links[socket.name].split(".", 1)
-                names = [name for name, _ in outputs[source_key]]
-                if output_name not in names:
-                    raise ValueError(f"{source_key} ({by_key[source_key].type}) has no output {output_name!r}: {names}")
-                source_slot = names.index(output_name)
-                socket.link = len(links) + 1
-                links.append(
-                    [
-                        socket.link,
-                        ids[source_key],
-                        source_slot,
-                        ids[node.key],
-                        slot_index,
-                        outputs[source_key][source_slot][1],
-                    ]
-                )
-                out_links.setdefault((source_key, source_slot), []).append(socket.link)
-        order = _execution_order(spec.nodes, ids)
-        nodes = []
-        for node in spec.nodes:
-            widgets_values = self.widgets_values(node, sockets[node.key])
-            ui: dict[str, Any] = {
-                "id": ids[node.key],
-                "type": node.type,
-                "pos": list(node.pos),
-                "size": list(node.size),
-                "flags": {},
-                "order": order[node.key],
-                "mode": 0,
-                "inputs": [_socket_json(socket) for socket in sockets[node.key]],
-                "outputs": [
-                    {"name": name, "type": kind, "links": out_links.get((node.key, slot))}
-                    for slot, (name, kind) in enumerate(outputs[node.key])
-                ],
-                "properties": {} if node.type == "Note" else {"Node name for S&R": node.type, **node.properties},
-                "widgets_values": widgets_values,
-            }
-            if node.title:
-                ui["title"] = node.title
-            if node.colors:
-                ui["color"], ui["bgcolor"] = node.colors
-            nodes.append(ui)
-        return {
-            "id": str(uuid.uuid5(UUID_NAMESPACE, spec.name)),
-            "revision": 0,
-            "last_node_id": len(spec.nodes),
-            "last_link_id": len(links),
-            "nodes": nodes,
-            "links": links,
-            "groups": [_group_json(index, group, by_key) for index, group in enumerate(spec.groups, start=1)],
-            "config": {},
-            "extra": {"ds": {"scale": 0.6, "offset": [460, 40]}},
-            "version": 0.4,
-        }
-
-
-def _default(kind: str, options: dict[str, Any]) -> Any:
-    """The value a new node's widget starts with in the frontend."""
-    if "default" in options:
-        return options["default"]
-    if kind == "COMBO":
-        return options["options"][0]
-    return options.get("min", {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[kind])
-
-
-def _socket_json(socket: _Socket) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": socket.name, "type": socket.type, "link": socket.link}
-    if socket.widget:
-        entry["widget"] = {"name": socket.name}
-    if socket.optional:
-        entry["shape"] = 7  # the frontend's hollow dot for optional inputs
-    return entry
-
-
-def _execution_order(nodes: Iterable[Node], ids: dict[str, int]) -> dict[str, int]:
-    """Topological order (sources first, ties by id), as the frontend stores in ``order``."""
-    nodes = list(nodes)
-    pending = {node.key: {link.split(".", 1)[0] for link in node.links.values()} for node in nodes}
-    order: dict[str, int] = {}
-    while pending:
-        ready = sorted((key for key, needs in pending.items() if not needs - order.keys()), key=ids.__getitem__)
-        if not ready:
-            raise ValueError(f"the links form a cycle among {sorted(pending)}")
-        for key in ready:
-            order[key] = len(order)
-            del pending[key]
-    return order
-
-
-def _group_json(index: int, group: Group, nodes: dict[str, Node]) -> dict[str, Any]:
-    """A group framing its nodes, their title bars and its own title."""
-    members = [nodes[key] for key in group.keys]
-    left = min(node.pos[0] for node in members) - GROUP_PADDING
-    top = min(node.pos[1] for node in members) - TITLE_HEIGHT - GROUP_TITLE
-    right = max(node.pos[0] + node.size[0] for node in members) + GROUP_PADDING
-    bottom = max(node.pos[1] + node.size[1] for node in members) + GROUP_PADDING
-    return {
-        "id": index,
-        "title": group.title,
-        "bounding": [left, top, right - left, bottom - top],
-        "color": GROUP_COLOR,
-        "font_size": 24,
-        "flags": {},
-    }
-
-
 def build_workflows(host: ComfyHost) -> dict[str, dict[str, Any]]:
     """``{file name: workflow}`` of every bundled workflow this script makes."""
     builder = WorkflowBuilder(host)
     return {f"{spec.name}.json": builder.build(spec) for spec in (make() for make in SPECS)}
 
 
-def workflow_text(workflow: dict[str, Any]) -> str:
-    return json.dumps(workflow, indent=2, ensure_ascii=False) + "\n"
-
-
-# ----- sample inputs -----
-
-
-def _figure(
-    arms: tuple[float, float], elbows: tuple[float, float], legs: tuple[float, float], knees: tuple[float, float]
-) -> PoseKeypoints:
-    """A front-facing person on a 512 × 768 canvas. Angles in degrees from straight down, positive away from the
-    body; pairs are (the person's left, right); the person's left is on the image's right."""
-    centre = POSE_SIZE[0] / 2
-    joints = {
-        "nose": (centre, 190),
-        "left_eye": (centre + 11, 178),
-        "right_eye": (centre - 11, 178),
-        "left_ear": (centre + 25, 186),
-        "right_ear": (centre - 25, 186),
-    }
-    for side, sign, index in (("left", 1, 0), ("right", -1, 1)):
-        shoulder, hip = (centre + 60 * sign, 265), (centre + 40 * sign, 455)
-        elbow = _limb(shoulder, arms[index], 115, sign)
-        knee = _limb(hip, legs[index], 130, sign)
-        joints |= {
-            f"{side}_shoulder": shoulder,
-            f"{side}_elbow": elbow,
-            f"{side}_wrist": _limb(elbow, elbows[index], 105, sign),
-            f"{side}_hip": hip,
-            f"{side}_knee": knee,
-            f"{side}_ankle": _limb(knee, knees[index], 130, sign),
-        }
-    points = np.array([[*joints[name], 1.0] for name in COCO17_NAMES], np.float32)
-    return PoseKeypoints(points[None], *POSE_SIZE)
-
-
-def _limb(start: tuple[float, float], angle: float, length: float, sign: int) -> tuple[float, float]:
-    radians = math.radians(angle)
-    return start[0] + sign * length * math.sin(radians), start[1] + length * math.cos(radians)
-
-
-def example_pose() -> np.ndarray:
-    """A dancing person: the left arm raised, the right arm out with the forearm up, the right leg stepping out."""
-    return render_pose(_figure(arms=(150, 95), elbows=(170, 150), legs=(8, 28), knees=(4, 12)))
-
-
-def pose_sequence() -> list[np.ndarray]:
-    """A jumping jack: arms down, halfway, up, halfway; legs apart as the arms rise (frames 1 and 3 match)."""
-    steps = [(15, 4), (90, 12), (165, 20), (90, 12)]
-    return [render_pose(_figure((arm, arm), (arm, arm), (leg, leg), (leg, leg))) for arm, leg in steps]
-
-
-@dataclass(frozen=True)
-class SampleImage:
-    """A sample input: RGB frames and how they are stored (JPEG for the photo, else lossless)."""
-
-    name: str
-    frames: tuple[np.ndarray, ...]
-
-    @property
-    def lossless(self) -> bool:
-        return not self.name.endswith(".jpg")
-
-    def encode(self) -> bytes:
-        buffer = io.BytesIO()
-        first, *rest = (Image.fromarray(frame) for frame in self.frames)
-        if not self.lossless:
-            first.save(buffer, format="JPEG", quality=90, optimize=True)
-        elif rest:
-            first.save(
-                buffer,
-                format="WEBP",
-                save_all=True,
-                append_images=rest,
-                duration=SEQUENCE_FRAME_MS,
-                loop=0,
-                lossless=True,
-                quality=100,
-                method=6,
-            )
-        else:
-            first.save(buffer, format="PNG", optimize=True)
-        return buffer.getvalue()
-
-    def matches(self, path: Path) -> bool:
-        """Whether ``path`` holds these frames: exactly, or for the JPEG within its compression error."""
-        if not path.is_file():
-            return False
-        with Image.open(path) as image:
-            stored = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
-        if [frame.shape for frame in stored] != [frame.shape for frame in self.frames]:
-            return False
-        errors = [np.abs(a.astype(np.int16) - b).mean() for a, b in zip(stored, self.frames, strict=True)]
-        return max(errors) <= (0 if self.lossless else JPEG_TOLERANCE)
-
-
-def sample_inputs() -> list[SampleImage]:
-    """The sample images the workflows load."""
-    from skimage import data
-
-    return [
-        SampleImage(PHOTO, (data.astronaut(),)),
-        SampleImage(EXAMPLE_POSE, (example_pose(),)),
-        SampleImage(POSE_SEQUENCE, tuple(pose_sequence())),
-    ]
+# ----- thumbnails -----
 
 
 def thumbnails(host: ComfyHost) -> list[SampleImage]:
@@ -819,26 +484,14 @@ def thumbnails(host: ComfyHost) -> list[SampleImage]:
         raise ValueError("photo_to_pose_preview.json failed: " + "; ".join(result.error_messages()))
     ids = {node["type"]: node["id"] for node in demo["nodes"]}
     kinds = ("LoadImage", "OpenPoseExtract", "ImageBlend")
-    photo, pose, overlay = (_pixels(result.output(ids[kind])) for kind in kinds)
+    photo, pose, overlay = (pixels(result.output(ids[kind])) for kind in kinds)
     return [
-        SampleImage("photo_to_pose_preview.jpg", (_thumbnail(photo, pose, overlay),)),
-        SampleImage("photo_to_pose_to_image.jpg", (_thumbnail(photo, overlay),)),
-        SampleImage("stable_pose_txt2img.jpg", (_thumbnail(example_pose()),)),
-        SampleImage("pose_batch_video.jpg", (_thumbnail(*pose_sequence()),)),
-        SampleImage("pose_animation_context_windows.jpg", (_thumbnail(*pose_sequence()),)),
+        SampleImage("photo_to_pose_preview.jpg", (thumbnail(photo, pose, overlay),)),
+        SampleImage("photo_to_pose_to_image.jpg", (thumbnail(photo, overlay),)),
+        SampleImage("stable_pose_txt2img.jpg", (thumbnail(example_pose()),)),
+        SampleImage("pose_batch_video.jpg", (thumbnail(*pose_sequence()),)),
+        SampleImage("pose_animation_context_windows.jpg", (thumbnail(*pose_sequence()),)),
     ]
-
-
-def _pixels(images: Any) -> np.ndarray:
-    """The first image of a ComfyUI IMAGE batch as uint8 RGB."""
-    return (images[0].clamp(0, 1) * 255).round().byte().numpy()
-
-
-def _thumbnail(*panels: np.ndarray) -> np.ndarray:
-    """Panels side by side, scaled down to at most THUMBNAIL_SIDE px."""
-    strip = Image.fromarray(np.concatenate(panels, axis=1))
-    strip.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
-    return np.asarray(strip)
 
 
 # ----- command line -----

@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 
 from stablepose_core.keypoints import COCO17_LIMBS, COCO17_NAMES
 from stablepose_core.pose_detection import backend_statuses, create_detector
+from stablepose_host import find_comfyui
 
 from .data import IMAGE_EXTENSIONS, CaptionLookup, DatasetError, has_pose
-from .sd_loader import find_comfyui
 
 log = logging.getLogger("stable_pose.training")
 

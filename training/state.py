@@ -19,6 +19,8 @@ from typing import Any
 
 from accelerate import Accelerator
 
+from stablepose_core.atomic import atomic_write
+
 log = logging.getLogger("stable_pose.training")
 
 CHECKPOINT_DIR = "checkpoints"
@@ -56,15 +58,6 @@ def resolve_resume(resume: str, run_dir: Path) -> Path | None:
     return path
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Write the checkpoint of ``step`` atomically (collective: every process calls it), keep the newest ``keep``."""
     final = checkpoint_path(run_dir, step)
@@ -75,7 +68,8 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, state: d
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _write_json_atomic(tmp / STATE_FILE, state)
+        with atomic_write(tmp / STATE_FILE) as state_file:
+            state_file.write_text(json.dumps(state, indent=2), encoding="utf-8")
         if final.exists():  # re-saving a step (a resumed run stopping where it started): replace it
             old = final.with_name(f".old-{final.name}")
             os.replace(final, old)
