@@ -7,7 +7,6 @@ import math
 import comfy.model_management
 import comfy.model_patcher
 import comfy.ops
-import comfy.patcher_extension
 import folder_paths
 import torch
 
@@ -16,8 +15,9 @@ from ..stablepose_core.checkpoints import load_adapter
 from ..stablepose_core.mask_preview import mask_previews
 from ..stablepose_core.masks import SCHEDULES, MaskSettings, pmsa_masks
 from ..stablepose_core.pose_image import rgb_pose_images
+from .keyframe_nodes import FRAME_STRENGTHS, TIMESTEP_STRENGTHS, frame_strengths_from, timestep_strengths_from
 from .model_folder import FOLDER_NAME
-from .stable_pose_patch import StablePosePatch
+from .stable_pose_patch import PoseControl, SchedulePercent, StablePosePatch
 
 CATEGORY = "Stable-Pose"
 WRAPPER_KEY = "stable_pose"
@@ -62,6 +62,40 @@ def mask_settings(
     threshold: float = -0.99,
 ) -> MaskSettings:
     return MaskSettings(mask_schedule, (coarse_kernel, fine_kernel), sigma, threshold)
+
+
+def video_inputs() -> dict:
+    """ApplyStablePose's optional regional and keyframe inputs; their defaults are the behaviour without them."""
+    return {
+        "mask": ("MASK", {"tooltip": "apply the pose only inside this mask (1, or 1 per frame); soft edges kept"}),
+        "uncond_multiplier": (
+            "FLOAT",
+            {
+                "default": 1.0,
+                "min": 0.0,
+                "max": 1.0,
+                "step": 0.01,
+                "tooltip": "strength on negative-prompt rows: 0 = positive rows only, 1 = released behaviour",
+            },
+        ),
+        "frame_strength": (
+            f"{FRAME_STRENGTHS},LATENT_KEYFRAME",
+            {"tooltip": "strength per frame (Stable-Pose Strength per Frame, or Advanced-ControlNet latent keyframes)"},
+        ),
+        "timestep_strength": (
+            f"{TIMESTEP_STRENGTHS},TIMESTEP_KEYFRAME",
+            {"tooltip": "strength over the steps (Stable-Pose Strength over Steps, or Advanced-ControlNet keyframes)"},
+        ),
+    }
+
+
+def region_mask(mask: torch.Tensor) -> torch.Tensor:
+    """A ComfyUI MASK, (H, W) or (M, H, W), as (M, H, W) float in [0, 1]."""
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.ndim != 3:
+        raise ValueError(f"Stable-Pose: the mask must be (H, W) or (frames, H, W), got {tuple(mask.shape)}")
+    return mask.float().clamp(0.0, 1.0)
 
 
 class LoadStablePose:
@@ -152,7 +186,7 @@ class ApplyStablePose:
                     {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip": "Last step it acts on"},
                 ),
             },
-            "optional": mask_settings_inputs(),
+            "optional": {**mask_settings_inputs(), **video_inputs()},
         }
 
     RETURN_TYPES = ("MODEL",)
@@ -163,21 +197,49 @@ class ApplyStablePose:
         "reads the noisy latent, the prompt and the pose and adds its residuals to the UNet (like a ControlNet)."
     )
 
-    def apply(self, model, stable_pose, pose_image, strength, start_percent, end_percent, **mask_options):
-        check_finite(strength=strength, start_percent=start_percent, end_percent=end_percent)
+    def apply(
+        self,
+        model,
+        stable_pose,
+        pose_image,
+        strength,
+        start_percent,
+        end_percent,
+        mask=None,
+        uncond_multiplier=1.0,
+        frame_strength=None,
+        timestep_strength=None,
+        **mask_options,
+    ):
+        check_finite(
+            strength=strength, start_percent=start_percent, end_percent=end_percent, uncond_multiplier=uncond_multiplier
+        )
         pose_image = rgb_pose_images(pose_image)
         if start_percent > end_percent:
             raise ValueError(f"start_percent ({start_percent}) must not exceed end_percent ({end_percent})")
         adapter: StablePoseAdapter = stable_pose.model
         check_base_model(model, adapter.config)
         settings = mask_settings(**mask_options)
+        frame_strengths = frame_strengths_from(frame_strength)
+        timestep_strengths = timestep_strengths_from(timestep_strength)
         if strength == 0:
             return (model,)
         sampling = model.get_model_object("model_sampling")
         sigma_range = (sampling.percent_to_sigma(start_percent), sampling.percent_to_sigma(end_percent))
+        control = PoseControl(
+            adapter,
+            pose_image,
+            strength,
+            sigma_range,
+            settings,
+            region=None if mask is None else region_mask(mask),
+            uncond_multiplier=uncond_multiplier,
+            frame_strengths=frame_strengths,
+            timestep_strengths=timestep_strengths,
+            schedule_percent=None if timestep_strengths is None else SchedulePercent.of(sampling),
+        )
         patched = model.clone()
-        patch = StablePosePatch(adapter, pose_image, strength, sigma_range, settings)
-        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, patch)
+        StablePosePatch(control).register(patched, WRAPPER_KEY)
         key = f"{ADDITIONAL_MODELS_KEY}_{sum(k.startswith(ADDITIONAL_MODELS_KEY) for k in patched.additional_models)}"
         patched.set_additional_models(key, [stable_pose])
         return (patched,)

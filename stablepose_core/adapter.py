@@ -119,13 +119,18 @@ class AttnResBlock(nn.Module):
         return self.cond_conv(pose_features)
 
     def forward(
-        self, x: torch.Tensor, emb: torch.Tensor, pose_term: torch.Tensor, token_masks: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor,
+        pose_term: torch.Tensor,
+        token_masks: torch.Tensor | None,
+        row_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """token_masks: (vit_depth, B, tokens) bool from :func:`pmsa.to_token_masks`, or None (unmasked)."""
         groups = RowGroups.of(x, emb)  # cond/uncond rows of one latent: computed once up to where masks differ
         rows_x, rows_emb = (x, emb) if groups is None else (groups.pick(x), groups.pick(emb))
         h = self.in_layers(rows_x).add_(self.emb_layers(rows_emb).type(x.dtype)[..., None, None])
-        h = self.norm(self.attn_layer(h, token_masks, groups)).add_(pose_term)  # in place: fresh outputs
+        h = self.norm(self.attn_layer(h, token_masks, groups, row_latents)).add_(pose_term)  # in place: fresh outputs
         return self.out_layers(h).add_(self.skip_connection(x))
 
 
@@ -139,6 +144,7 @@ class TimestepSequential(nn.Sequential):
         context: torch.Tensor | None = None,
         pose_term: torch.Tensor | None = None,
         token_masks: torch.Tensor | None = None,
+        row_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
         for layer in self:
             if isinstance(layer, ResBlock):
@@ -146,7 +152,7 @@ class TimestepSequential(nn.Sequential):
             elif isinstance(layer, SpatialTransformer):
                 x = layer(x, context)
             elif isinstance(layer, AttnResBlock):
-                x = layer(x, emb, pose_term, token_masks)
+                x = layer(x, emb, pose_term, token_masks, row_latents)
             else:
                 x = layer(x)
         return x
@@ -240,9 +246,11 @@ class StablePoseAdapter(nn.Module):
         pose_image: torch.Tensor | None = None,
         masks: torch.Tensor | None = None,
         pose_terms: list[torch.Tensor] | None = None,
+        row_latents: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """x (B, 4, h, w), timesteps (B,), context (B, T, D), pose image (B, 3, 8h, 8w) in [-1, 1] or its pose
-        terms (:meth:`encode_pose`), masks (vit_depth, B, h, w) bool from :func:`masks.pmsa_masks` or None."""
+        terms (:meth:`encode_pose`), masks (vit_depth, B, h, w) bool from :func:`masks.pmsa_masks` or None;
+        row_latents (B,): which latent each row samples (PMSA's fill scope, see :mod:`pmsa`) or None."""
         if pose_terms is None:
             if pose_image is None:
                 raise ValueError("the adapter needs a pose image or its pose terms (encode_pose)")
@@ -256,7 +264,7 @@ class StablePoseAdapter(nn.Module):
         for index, (block, zero_conv) in enumerate(zip(self.input_blocks, self.zero_convs, strict=False)):
             if index in self.config.inject_layers:
                 pose_term = pose_terms[self.config.inject_layers.index(index)]
-                h = self._run(block, h, emb, context, pose_term, token_masks)
+                h = self._run(block, h, emb, context, pose_term, token_masks, row_latents)
             else:
                 h = self._run(block, h, emb, context)
             outs.append(zero_conv(h))

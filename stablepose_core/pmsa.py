@@ -4,7 +4,10 @@ A small ViT over the inject layer's feature map: 3×3 conv to ``reduced_channels
 LayerNorm/Linear/LayerNorm to ``dim``, a fixed 2-D sin-cos position embedding, ``depth`` pre-norm
 attention + MLP layers, then back to the feature map through a 3×3 conv. Layer ``i`` lets a query attend a
 key only when either token lies in that layer's pose mask; a disallowed logit is *replaced by the minimum of
-the whole logits tensor of the call* (what the released code does), not by -inf.
+the whole logits tensor of the call* (what the released code does), not by -inf. Given ``row_latents`` (which
+latent each row belongs to), the minimum is taken over the rows of the same latent instead: equal to the
+release for its evaluation call (one latent's [uncond; cond] rows) and independent of the other latents of a
+batch, so a video frame gets the same result in any batch or context window (docs/video.md).
 
 Any grid: the official code fixes the embedding to a 32×32 patch grid (512² px). We evaluate the same
 sin-cos formula at the integer patch coordinates of the actual grid, so at 512² it is bit-identical and at
@@ -52,14 +55,19 @@ def to_token_masks(masks: torch.Tensor, patch: int) -> torch.Tensor:
 
 
 def min_filled_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, token_mask: torch.Tensor, fill: torch.Tensor | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    token_mask: torch.Tensor,
+    fill: torch.Tensor | None = None,
+    row_latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Softmax attention where pair (i, j) is allowed iff ``token_mask[i] or token_mask[j]``.
 
     q, k, v: (B, H, N, d) with q already scaled; token_mask: (B, N) bool, one layer's token masks. As in the
     released PMSA, a disallowed logit is replaced by the minimum ``m`` of all logits of the call (a constant: the
-    release detaches it); ``fill`` gives ``m`` when it is already known (:func:`min_logit` of the call's distinct
-    rows).
+    release detaches it), or of the rows of the same latent when ``row_latents`` (B,) is given
+    (:func:`fill_logit`); ``fill`` gives ``m`` (a scalar or one per row) when it is already known.
 
     Evaluated exactly without filling a (B, H, N, N) tensor: a query in the mask may attend every key, so it is
     plain attention; a query outside the mask sees the in-mask keys plus ``n_out`` keys of logit ``m``, which
@@ -70,17 +78,27 @@ def min_filled_attention(
     full = token_mask.all(-1)
     if bool(full.all()):
         return F.scaled_dot_product_attention(q, k, v, scale=1.0)
-    fill = min_logit(q, k) if fill is None else fill
+    fill = fill_logit(row_min_logits(q, k), row_latents) if fill is None else fill
     if not bool(full.any()):
         return _masked_rows_attention(q, k, v, token_mask, fill)
     out = torch.empty_like(q)
     out[full] = F.scaled_dot_product_attention(q[full], k[full], v[full], scale=1.0)
-    out[~full] = _masked_rows_attention(q[~full], k[~full], v[~full], token_mask[~full], fill)
+    partial_fill = fill[~full] if fill.ndim else fill
+    out[~full] = _masked_rows_attention(q[~full], k[~full], v[~full], token_mask[~full], partial_fill)
     return out
 
 
-def min_logit(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """``(q @ kᵀ).min()`` over the whole call, detached, from blocks of queries written into one reused buffer."""
+def fill_logit(row_minima: torch.Tensor, row_latents: torch.Tensor | None) -> torch.Tensor:
+    """The fill ``m``: the call's minimum (released), or per row the minimum over the rows of its latent."""
+    if row_latents is None:
+        return row_minima.amin()
+    latents = row_latents.to(row_minima.device)
+    per_latent = row_minima.new_full((int(latents.max()) + 1,), float("inf"))
+    return per_latent.scatter_reduce(0, latents, row_minima, "amin")[latents]
+
+
+def row_min_logits(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """(B,) ``(q @ kᵀ).min()`` of each row, detached, from blocks of queries written into one reused buffer."""
     q, kt = q.detach(), k.detach().transpose(-1, -2)
     n = q.shape[-2]
     rows = min(n, max(1, _min_search_block(q.device) // (q.shape[0] * q.shape[1] * kt.shape[-1])))
@@ -89,8 +107,8 @@ def min_logit(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     for start in range(0, n, rows):
         block = q[..., start : start + rows, :]
         logits = torch.matmul(block, kt, out=buffer) if block.shape[-2] == rows else block @ kt
-        minima.append(logits.amin())
-    return torch.stack(minima).amin()
+        minima.append(logits.flatten(1).amin(1))
+    return torch.stack(minima).amin(0)
 
 
 def _masked_rows_attention(
@@ -145,18 +163,23 @@ class Attention(nn.Module):
         self.to_out = ops.Linear(heads * dim_head, dim, bias=False)
 
     def forward(
-        self, x: torch.Tensor, token_mask: torch.Tensor | None, groups: RowGroups | None = None
+        self,
+        x: torch.Tensor,
+        token_mask: torch.Tensor | None,
+        groups: RowGroups | None = None,
+        row_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x: (B, N, dim), or one row per group of ``groups`` whose masks differ (the result has all B rows);
-        token_mask: (B, N) bool, this layer's token masks, or None (unmasked)."""
+        token_mask: (B, N) bool, this layer's token masks, or None (unmasked); row_latents: (B,) latent of each
+        row (scope of the fill minimum) or None (the whole call)."""
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in self.to_qkv(self.norm(x)).chunk(3, -1))
         if token_mask is None:
             out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         elif groups is None:
-            out = min_filled_attention(q * self.scale, k, v, token_mask)
-        else:  # masks differ within a group; its rows share their logits, hence the call's minimum
+            out = min_filled_attention(q * self.scale, k, v, token_mask, row_latents=row_latents)
+        else:  # masks differ within a group; its rows share their logits, hence their minima
             q = q * self.scale
-            fill = min_logit(q, k)
+            fill = fill_logit(groups.expand(row_min_logits(q, k)), row_latents)
             out = min_filled_attention(groups.expand(q), groups.expand(k), groups.expand(v), token_mask, fill)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
@@ -180,17 +203,23 @@ class Transformer(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, token_masks: torch.Tensor | None, groups: RowGroups | None = None
+        self,
+        x: torch.Tensor,
+        token_masks: torch.Tensor | None,
+        groups: RowGroups | None = None,
+        row_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x: (B, N, dim), or one row per group of equal rows; rows are computed once until their masks differ."""
         for i, (attn, ff) in enumerate(self.layers):
             token_mask = None if token_masks is None else token_masks[i]
             if groups is not None and token_mask is not None and not groups.uniform(token_mask):
-                x = attn(x, token_mask, groups).add_(groups.expand(x))
+                x = attn(x, token_mask, groups, row_latents).add_(groups.expand(x))
                 groups = None
+            elif groups is None or token_mask is None:
+                x = attn(x, token_mask, row_latents=row_latents if groups is None else None).add_(x)
             else:
-                rows_mask = token_mask if groups is None or token_mask is None else groups.pick(token_mask)
-                x = attn(x, rows_mask).add_(x)
+                picked = None if row_latents is None else groups.pick(row_latents)
+                x = attn(x, groups.pick(token_mask), row_latents=picked).add_(x)
             x = ff(x).add_(x)
         return x if groups is None else groups.expand(x)
 
@@ -224,7 +253,11 @@ class PMSAViT(nn.Module):
         self.to_out = nn.Sequential(nn.Identity(), ops.Conv2d(reduced_channels, channels, 3, padding=1))
 
     def forward(
-        self, x: torch.Tensor, token_masks: torch.Tensor | None = None, groups: RowGroups | None = None
+        self,
+        x: torch.Tensor,
+        token_masks: torch.Tensor | None = None,
+        groups: RowGroups | None = None,
+        row_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x: (B, C, h, w), or one row per group of ``groups``; token_masks: (depth, B, tokens) bool from
         :func:`to_token_masks`, or None. Returns (B, C, h, w)."""
@@ -236,6 +269,6 @@ class PMSAViT(nn.Module):
         y = rearrange(y, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
         y = emb[4](emb[3](emb[2](y)))
         y = y + posemb_sincos_2d(gh, gw, self.dim).to(y.device, y.dtype)
-        y = self.transformer(y, token_masks, groups)
+        y = self.transformer(y, token_masks, groups, row_latents)
         y = rearrange(y, "b (h w) (p1 p2 c) -> b c (h p1) (w p2)", h=gh, p1=p, p2=p)
         return self.to_out[1](y[:, :, :h, :w])

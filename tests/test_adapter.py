@@ -194,3 +194,18 @@ def test_equal_cfg_rows_are_computed_once_with_the_same_result(adapter, monkeypa
     torch.testing.assert_close(grouped, row_by_row, rtol=1e-5, atol=1e-6)
     assert seen["conv"] == [2, 4]
     assert seen["last mlp"] == ([4, 4] if schedule == "released" else [2, 4])  # masks differ from layer 0 on
+
+
+def test_fill_per_latent_equals_the_dense_definition_per_latent():
+    """With ``row_latents`` each latent's rows get the release's result for a call holding only them."""
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (0.5 * torch.randn(6, 2, 30, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    tokens_in = torch.rand(6, 30, generator=g) > torch.tensor([[0.3], [1.0], [0.6], [0.0], [0.5], [0.8]])
+    latents = torch.tensor([0, 1, 2, 0, 1, 2])
+    ours = pmsa.min_filled_attention(q, k, v, tokens_in, row_latents=latents)
+    for latent in range(3):
+        rows = latents == latent
+        expected = naive_min_filled_attention(q[rows], k[rows], v[rows], tokens_in[rows])
+        torch.testing.assert_close(ours[rows], expected, rtol=1e-6, atol=1e-8)  # the fill bias is float32
+    call = pmsa.min_filled_attention(q, k, v, tokens_in)
+    assert (ours - call).abs().max() > 1e-3, "the call's minimum gives other results"

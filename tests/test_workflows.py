@@ -341,6 +341,7 @@ def test_key_poses_to_video_draws_the_smoothed_interpolation(comfy_host, install
     assert_generated(output(result, workflow, "VAEDecode"), KEY_POSE_FRAMES)
 
 
+@pytest.mark.slow
 def test_best_of_n_keeps_the_best_k(comfy_host, installed, seed) -> None:
     """8 candidates -> Stable-Pose Score (overlays, report) -> Select Best k = 2 (reusing the detections) -> saved.
     The random test weights draw nobody: every candidate scores 0 with a count error of 1, ties keep batch order."""
@@ -356,6 +357,24 @@ def test_best_of_n_keeps_the_best_k(comfy_host, installed, seed) -> None:
     assert result.outputs[str(select["id"])][1:] == [[0, 1], [0.0, 0.0]]
     torch.testing.assert_close(output(result, workflow, "StablePoseSelectBest"), candidates[:2], rtol=0, atol=0)
     assert len(saved_files(comfy_host, result, node_of(workflow, "SaveImage"))) == 2
+
+
+@pytest.mark.slow
+def test_pose_animation_with_context_windows_equals_one_batch(comfy_host, installed, seed) -> None:
+    """The bundled animation workflow runs headless with ComfyUI's context windows (3 frames, overlap 1, over the
+    4-frame sample) and every frame equals the one sampled without windows. 3 steps: ComfyUI 0.3.75's windows
+    need frames = steps + 1 (tests/test_video.py)."""
+    workflow = shrunk(comfy_host, "pose_animation_context_windows.json", seed)
+    set_widget(comfy_host, node_of(workflow, "KSampler"), "steps", 3)
+    windows = node_of(workflow, "ContextWindowsManual")
+    set_widget(comfy_host, windows, "context_length", 3)
+    set_widget(comfy_host, windows, "context_overlap", 1)
+    windowed = output(run(comfy_host, workflow), workflow, "VAEDecode")
+    whole = output(run(comfy_host, bypassed(workflow, "ContextWindowsManual")), workflow, "VAEDecode")
+    assert_generated(windowed, 4)
+    torch.testing.assert_close(windowed, whole, rtol=0, atol=1e-3)
+    torch.testing.assert_close(windowed[3], windowed[1], rtol=0, atol=1e-3)  # frames 1 and 3 share a pose
+    assert (windowed[2] - windowed[0]).abs().max() > 1e-3
 
 
 # ----- headless: tools/run_workflow.py -----

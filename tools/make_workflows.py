@@ -18,6 +18,7 @@ fails when a committed file differs from what would be generated.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -329,6 +330,102 @@ Frames are saved one by one and as an animated WebP (Save Animated WEBP: fps set
     return Spec("pose_batch_video", nodes, groups)
 
 
+def pose_animation() -> Spec:
+    text = f"""
+Pose sequence -> animation with context windows: one frame per pose, sampled through ComfyUI's Context Windows
+(Manual) so clips longer than a window (hundreds of frames) fit in memory. Stable-Pose gives every frame its
+own pose in every window; with an SD1.5 model each frame comes out as if the clip were sampled in one batch.
+
+Pose sequence: a Load Image of a multi-frame image (animated WebP or GIF; {POSE_SEQUENCE} from this pack's
+workflows/ folder is a 4-frame example: upload it) or poses extracted from a video's frames with OpenPose
+Extract. Get Image Size makes one latent per pose.
+
+Context Windows (Manual): length 16, overlap 4 is the usual AnimateDiff setting; windows only act on clips
+longer than the length. With AnimateDiff-Evolved, use its Use Evolved Sampling + context options instead
+(docs/video.md): Stable-Pose reads either kind of window.
+
+Strength per frame: keyframes "frame:strength" (here full strength throughout; e.g. "0:1.0, 16:0.4, 31:1.0").
+{MODELS_TEXT}{APPLY_TEXT}"""
+    windowed = Node(
+        "windows",
+        "ContextWindowsManual",
+        (440, 1100),
+        (400, 250),
+        "Context windows",
+        {"context_length": 16, "context_overlap": 4, "context_schedule": "standard_static"},
+        {"model": "apply.MODEL"},
+    )
+    sampler, decode = sampling(900, 100, "same_noise.LATENT")
+    nodes = (
+        checkpoint((40, 100)),
+        adapter((40, 260)),
+        Node("poses", "LoadImage", (40, 420), (340, 520), "Pose sequence", {"image": POSE_SEQUENCE}),
+        Node("size", "GetImageSize", (40, 1000), (340, 100), links={"image": "poses.IMAGE"}),
+        Node(
+            "frame_strength",
+            "StablePoseFrameStrengths",
+            (40, 1160),
+            (340, 160),
+            widgets={"strengths": "0:1.0, -1:1.0", "interpolation": "linear"},
+        ),
+        *prompts(440, 100, "a dancer in a white dress on a stage, full body, photograph, detailed, high quality"),
+        Node(
+            "apply",
+            "ApplyStablePose",
+            (440, 500),
+            (400, 300),
+            links={
+                "model": "ckpt.MODEL",
+                "stable_pose": "adapter.STABLE_POSE",
+                "pose_image": "poses.IMAGE",
+                "frame_strength": "frame_strength.frame_strength",
+            },
+        ),
+        Node(
+            "latent",
+            "EmptyLatentImage",
+            (440, 850),
+            (400, 110),
+            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1], "batch_size": 4},
+            links={"width": "size.width", "height": "size.height", "batch_size": "size.batch_size"},
+        ),
+        Node(
+            "same_noise",
+            "LatentBatchSeedBehavior",
+            (440, 1000),
+            (400, 80),
+            "Same noise for every frame",
+            {"seed_behavior": "fixed"},
+            {"samples": "latent.LATENT"},
+        ),
+        windowed,
+        dataclasses.replace(sampler, links={**sampler.links, "model": "windows.MODEL"}),
+        decode,
+        Node(
+            "animation",
+            "SaveAnimatedWEBP",
+            (1300, 80),
+            (520, 520),
+            "Save animation",
+            {
+                "filename_prefix": "stable_pose/animation",
+                "fps": 1000 / SEQUENCE_FRAME_MS,
+                "lossless": False,
+                "quality": 90,
+            },
+            {"images": "decode.IMAGE"},
+        ),
+        note("note", (-420, 100), (380, 900), text),
+    )
+    groups = (
+        Group("Models", ("ckpt", "adapter")),
+        Group("Poses", ("poses", "size", "frame_strength")),
+        Group("Prompt, Stable-Pose and windows", ("positive", "negative", "apply", "latent", "same_noise", "windows")),
+        Group("Sampling", ("sampler", "decode", "animation")),
+    )
+    return Spec("pose_animation_context_windows", nodes, groups)
+
+
 def photo_to_preview() -> Spec:
     text = f"""
 Photo -> Stable-Pose pose image, no model weights needed (tools/demo.sh runs this one headless).
@@ -517,7 +614,7 @@ index into Latent From Batch. docs/evaluation.md explains the numbers.
     return Spec("stable_pose_best_of_n", nodes, groups)
 
 
-SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview, key_poses_to_video, best_of_n)
+SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview, key_poses_to_video, best_of_n, pose_animation)
 
 
 def build_workflows(host: ComfyHost) -> dict[str, dict[str, Any]]:
@@ -548,6 +645,7 @@ def thumbnails(host: ComfyHost) -> list[SampleImage]:
         SampleImage("pose_editor.jpg", (thumbnail(example_pose()),)),
         SampleImage("pose_batch_video.jpg", (thumbnail(*pose_sequence()),)),
         SampleImage("key_poses_to_video.jpg", (thumbnail(*key_poses_clip()),)),
+        SampleImage("pose_animation_context_windows.jpg", (thumbnail(*pose_sequence()),)),
     ]
 
 
