@@ -374,6 +374,7 @@ def test_non_finite_numbers_are_refused_before_sampling(comfy_host, test_models,
     assert any(f"{field} must be a finite number, got nan" in m for m in result.error_messages())
 
 
+@pytest.mark.slow
 def test_rgba_pose_images_drive_sampling_as_their_rgb(comfy_host, test_models, pose_files, seed):
     """Issue 16: an RGBA pose (JoinImageWithAlpha) failed inside KSampler; its alpha is now dropped."""
     prompt = base_prompt(test_models)

@@ -50,6 +50,7 @@ def unwindowed(comfy_host, loaded) -> torch.Tensor:
     return sample(loaded, apply(comfy_host, loaded))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("schedule", "extra"),
     [
@@ -87,6 +88,7 @@ def ad_evolved_windows(windows: list[list[int]]):
     return wrapper
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("windows", [[[0, 1], [1, 2]], [[2, 0], [1, 2]]], ids=["overlapping", "wrapping"])
 def test_animatediff_evolved_contract_gives_each_frame_its_unwindowed_result(comfy_host, loaded, unwindowed, windows):
     import comfy.patcher_extension
@@ -98,6 +100,7 @@ def test_animatediff_evolved_contract_gives_each_frame_its_unwindowed_result(com
     assert_frames_equal(sample(loaded, model), unwindowed)
 
 
+@pytest.mark.slow
 def test_one_pose_for_every_frame_under_windows(comfy_host, loaded):
     one = clip_poses()[:1]
     whole = sample(loaded, apply(comfy_host, loaded, one))
@@ -105,6 +108,7 @@ def test_one_pose_for_every_frame_under_windows(comfy_host, loaded):
     assert_frames_equal(sample(loaded, windowed), whole)
 
 
+@pytest.mark.slow
 def test_pose_work_is_once_per_sampling_and_released_after(comfy_host, loaded, monkeypatch):
     """Lifecycle: the whole clip's pose features are computed once (not per window, not per step) and no tensor
     of them outlives the sampling; the patch holds no mutable state, so copies share none."""
@@ -135,6 +139,7 @@ def test_pose_work_is_once_per_sampling_and_released_after(comfy_host, loaded, m
     assert batches == [FRAMES, FRAMES], "a new sampling computes its own state"
 
 
+@pytest.mark.slow
 def test_region_mask_limits_the_residuals_to_its_inside(comfy_host, loaded):
     mask = torch.zeros(FRAMES, SIZE, SIZE)
     mask[:, :, : SIZE // 2] = 1.0  # left half
@@ -154,6 +159,7 @@ def test_region_mask_limits_the_residuals_to_its_inside(comfy_host, loaded):
             assert inside.abs().amax() > 0
 
 
+@pytest.mark.slow
 def test_uncond_multiplier_scales_negative_rows(comfy_host, loaded):
     full: list[dict] = []
     none: list[dict] = []
@@ -165,6 +171,7 @@ def test_uncond_multiplier_scales_negative_rows(comfy_host, loaded):
         assert (residual_rows(without)[uncond] == 0).all() and (residual_rows(without)[~uncond] > 0).all()
 
 
+@pytest.mark.slow
 def test_frame_strengths_act_on_exactly_the_frames_they_name(comfy_host, loaded):
     keyframes = comfy_host.node_class("StablePoseFrameStrengths")()
     (strengths,) = keyframes.build("0:1.0, 1:0.0, 2:1.0", "hold")
@@ -177,6 +184,7 @@ def test_frame_strengths_act_on_exactly_the_frames_they_name(comfy_host, loaded)
     assert linear.values(FRAMES).tolist() == [1.0, 0.0, 0.0]
 
 
+@pytest.mark.slow
 def test_timestep_strengths_act_on_exactly_the_steps_they_name(comfy_host, loaded):
     (late_off,) = comfy_host.node_class("StablePoseTimestepStrengths")().build(0.3, 1.0, 0.0, 0.0, "hold")
     seen: list[dict] = []

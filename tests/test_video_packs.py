@@ -18,6 +18,8 @@ import torch
 
 from tests.support.clip_sampling import FRAMES, apply, assert_frames_equal, capture, residual_rows, sample
 
+pytestmark = pytest.mark.slow  # real sampling through other packs (local runs)
+
 
 def node(comfy_host, class_type: str) -> Any:
     if class_type not in comfy_host.nodes.NODE_CLASS_MAPPINGS:
