@@ -23,8 +23,8 @@ from torchvision.transforms import GaussianBlur
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stablepose_core.adapter import AdapterConfig, AttnResBlock, PoseFeatureExtractor
 from stablepose_core.masks import MaskSettings, assemble_masks
-from stablepose_core.pmsa import posemb_sincos_2d, token_masks
-from tools.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
+from stablepose_core.pmsa import posemb_sincos_2d, to_token_masks
+from tests.support.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 
 
 def naive_latent_masks(pose: torch.Tensor, batch: int) -> torch.Tensor:
@@ -144,7 +144,7 @@ def main() -> None:
     with torch.inference_mode():
         regions = settings.pose_regions(pose)
         latent = naive_latent_masks(pose, half)
-        ours_tokens = token_masks(assemble_masks(regions.repeat(1, 2, 1, 1), is_uncond, settings), 2)
+        ours_tokens = to_token_masks(assemble_masks(regions.repeat(1, 2, 1, 1), is_uncond, settings), 2)
         naive_tokens = torch.stack(
             [naive_dense_mask(c, lat // 2, lat // 2).all(-1) for c in torch.split(latent, args.batch)]
         )
@@ -174,7 +174,7 @@ def main() -> None:
                 lambda: naive_latent_masks(pose, half),
             ),
             "masks per step": (
-                lambda: token_masks(assemble_masks(regions.repeat(1, 2, 1, 1), is_uncond, settings), 2),
+                lambda: to_token_masks(assemble_masks(regions.repeat(1, 2, 1, 1), is_uncond, settings), 2),
                 lambda: [naive_dense_mask(c, lat // 2, lat // 2) for c in torch.split(latent, args.batch)],
             ),
             "masked attention layers": (

@@ -5,7 +5,7 @@
                                     [--profile DIR]
 
 One ComfyUI process (``tools.comfy_host.ComfyHost``) loads the random-weight test models of the true
-architectures (``tools.make_test_models``): an SD1.5 checkpoint through ``CheckpointLoaderSimple``, a stock
+architectures (``tests.support.make_test_models``): an SD1.5 checkpoint through ``CheckpointLoaderSimple``, a stock
 SD1.5 ControlNet through ``ControlNetLoader`` + ``ControlNetApplyAdvanced`` (ComfyUI's own ControlNet classes)
 and the Stable-Pose adapter through ``LoadStablePose`` + ``ApplyStablePose``, all fed the same pose image.
 Each case runs CFG sampling (euler, cfg 5, cond and uncond batched as ComfyUI does) of the three variants in
@@ -43,9 +43,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tools.comfy_host import ComfyHost, import_comfy
-from tools.make_test_models import ensure_test_models
-from tools.reference_weights import sample_pose_image
+from stablepose_host import import_comfy
+from tests.support.make_test_models import ensure_test_models
+from tests.support.reference_weights import sample_pose_image
+from tools.comfy_host import ComfyHost
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 WEIGHT_FLAGS = {"fp32": "fp32_unet", "fp16": "fp16_unet", "bf16": "bf16_unet"}  # ComfyUI's --*-unet options
@@ -146,8 +147,7 @@ def boot(device: str, attention: str, workdir: Path) -> ComfyHost:
     for folder, path in files.by_folder().items():
         (models / folder).mkdir(parents=True)
         (models / folder / path.name).symlink_to(path)
-    import_comfy(cpu=device == "cpu")
-    from comfy.cli_args import args
+    args = import_comfy("comfy.cli_args", cpu=device == "cpu").args
 
     args.use_pytorch_cross_attention = attention == "pytorch"
     return ComfyHost.boot(workdir, models_dir=models, cpu=device == "cpu")

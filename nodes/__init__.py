@@ -19,6 +19,9 @@ _NODE_MODULES: dict[str, str] = {
     "stable_pose_nodes": "pip install -r requirements.txt in the Stable-Pose pack folder",
     "extract": "pip install -r requirements.txt in the Stable-Pose pack folder",
     "editor": "pip install -r requirements.txt in the Stable-Pose pack folder",
+    "pose_sequence": "pip install -r requirements.txt in the Stable-Pose pack folder (needs scipy)",
+    "score": "pip install -r requirements.txt in the Stable-Pose pack folder",
+    "keyframe_nodes": "pip install -r requirements.txt in the Stable-Pose pack folder",
 }
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

@@ -1,26 +1,31 @@
-"""``StablePoseEditor``: edit a COCO-17 pose in the pack's own offline editor (``web/``) and render it.
+"""``StablePoseEditor``: edit COCO-17 poses, one or a timeline of keyframes, in the pack's own offline editor.
 
-The node holds the edit as JSON in its ``pose_json`` widget (hidden by ``web/stable_pose_editor.js``) in the
-``stable-pose-coco17`` format of ``PoseKeypoints.to_json`` and renders it with ``stablepose_core.skeleton``,
-so what the editor shows is exactly the stick figure Stable-Pose was trained on (HumanSD's COCO-17 drawing).
-Editing rules (also in ``docs/editor.md``):
+The node holds the edit as JSON in its ``pose_json`` widget (hidden by ``web/stable_pose_editor.js``): one pose
+in the ``stable-pose-coco17`` format of ``PoseKeypoints.to_json``, or keyframes on a timeline in the
+``stable-pose-coco17-keyframes`` format (``stablepose_core.pose_keyframes``), whose clip is the core's key
+interpolation. Every frame is rendered with ``stablepose_core.skeleton``, so what the editor shows is exactly
+the stick figure Stable-Pose was trained on (HumanSD's COCO-17 drawing). Editing rules (also in
+``docs/editor.md``):
 
-* empty ``pose_json``: no edit yet, the input pose (``pose_keypoint``) passes through; with neither, the
-  output is an empty pose, i.e. a black image;
+* ``pose_json`` holds the editor's ``stable-pose-coco17`` document, its keyframe document
+  (``stable-pose-coco17-keyframes``, whose clip is the core's interpolation of the keys), or pasted
+  ``POSE_KEYPOINT`` frames; empty: no edit yet, the input poses (every frame of ``pose_keypoint``) pass through;
+  with neither, the output is an empty pose, i.e. a black image;
 * the canvas is ``width`` × ``height``; a 0 takes that side from the input pose, else the background image,
   else the edited pose, else 512 × 768; a pose made on another canvas is scaled uniformly and centred onto it;
-* malformed JSON, a person without exactly 17 ``[x, y, confidence]`` joints, or non-finite numbers raise a
-  ``ValueError`` saying what is wrong; edited joints outside the canvas are clipped onto its border (the
-  editor itself never writes one: it hides input joints that lie off the canvas, which are not drawn).
+* malformed JSON, a person without exactly 17 ``[x, y, confidence]`` joints, non-finite numbers, or a canvas
+  side over 8192 px (the widgets' limit) raise a ``PoseDataError`` (a ``ValueError``) saying what is wrong;
+  edited joints outside the canvas are clipped onto its border (the editor itself never writes one: it hides
+  input joints that lie off the canvas, which are not drawn).
 
-After each run the node sends the input pose (on the node's canvas) and a preview of the background to the
-editor, as ``seed_pose``, ``background`` and ``canvas`` in its UI output. The skeleton spec the editor draws
-with comes from the same core constants through ``GET /stable_pose/skeleton_spec``.
+After each run the node sends the input poses (every frame, on the node's canvas) and a preview of the
+background to the editor, as ``seed_pose``, ``background`` and ``canvas`` in its UI output. The skeleton spec
+the editor draws with comes from the same core constants through ``GET /stable_pose/skeleton_spec``; the
+timeline's in-betweens come from ``POST /stable_pose/interpolate`` (the same function the node runs).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import uuid
@@ -35,9 +40,17 @@ from ..stablepose_core.keypoints import (
     COCO17_LIMBS,
     COCO17_NAMES,
     JSON_FORMAT,
+    MAX_CANVAS_SIZE,
     VISIBILITY_THRESHOLD,
+    PoseDataError,
     PoseKeypoints,
+    is_pose_keypoint_frame,
+    parse_json,
+    pose_from_data,
 )
+from ..stablepose_core.pose_keyframes import KEYFRAMES_FORMAT, clip_from_keyframes
+from ..stablepose_core.pose_sequence import PoseSequence
+from ..stablepose_core.pose_transforms import fit_to_canvas
 from ..stablepose_core.skeleton import LIMB_COLORS, MAX_PEOPLE, line_width, render_pose
 
 log = logging.getLogger("stable_pose")
@@ -45,7 +58,7 @@ log = logging.getLogger("stable_pose")
 NODE_NAME = "StablePoseEditor"
 ROUTE_PREFIX = "/stable_pose"
 DEFAULT_SIZE = (512, 768)
-MAX_SIZE = 8192
+MAX_SIZE = MAX_CANVAS_SIZE
 PREVIEW_MAX_SIDE = 1024
 
 
@@ -61,83 +74,53 @@ def skeleton_spec(width: int, height: int) -> dict[str, Any]:
         "max_people": MAX_PEOPLE,
         "line_width": line_width(width, height),
         "default_size": list(DEFAULT_SIZE),
+        "keyframes_format": KEYFRAMES_FORMAT,
     }
 
 
-def _check_person(index: int, person: Any) -> None:
-    if not isinstance(person, list) or len(person) != len(COCO17_NAMES):
-        count = len(person) if isinstance(person, list) else type(person).__name__
-        raise ValueError(f"person {index} must have {len(COCO17_NAMES)} COCO-17 joints, got {count}")
-    for joint, values in enumerate(person):
-        if not (isinstance(values, list) and len(values) == 3 and all(_is_number(v) for v in values)):
-            raise ValueError(
-                f"person {index}, joint {joint} ({COCO17_NAMES[joint]}) must be [x, y, confidence] numbers, "
-                f"got {values!r}"
-            )
+def parse_edit(text: str) -> PoseSequence | None:
+    """The edit in ``pose_json`` as a clip, or None when it is empty (no edit); ``PoseDataError`` says what is wrong.
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
-
-
-def parse_edit(text: str) -> PoseKeypoints | None:
-    """The pose in ``pose_json``, or None when it is empty (no edit). Raises ``ValueError`` with the reason.
-
-    Accepts the editor's ``stable-pose-coco17`` document, or a ComfyUI ``POSE_KEYPOINT`` frame (or a list
-    holding one) as OpenPose/DWPose JSON, so a pose copied from elsewhere can be pasted in.
+    Accepts the editor's ``stable-pose-coco17`` document (one frame), its keyframe document (the clip the keys
+    interpolate to, :mod:`stablepose_core.pose_keyframes`), or ComfyUI ``POSE_KEYPOINT`` frames as OpenPose/DWPose
+    JSON, so a pose copied from elsewhere can be pasted in.
     """
     if not text.strip():
         return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"pose_json is not valid JSON: {error}") from None
-    if isinstance(data, list) and len(data) == 1:
-        data = data[0]
-    if not isinstance(data, dict):
-        raise ValueError(f"pose_json must be a JSON object, got {type(data).__name__}")
-    if data.get("format") != JSON_FORMAT:
-        if "people" in data and "canvas_width" in data and "canvas_height" in data:
-            return PoseKeypoints.from_pose_keypoint(data)
-        raise ValueError(f'pose_json must be a "{JSON_FORMAT}" document or a POSE_KEYPOINT frame')
-    people = data.get("people")
-    if not isinstance(people, list):
-        raise ValueError('pose_json needs "people": a list of people, each 17 [x, y, confidence] joints')
-    for index, person in enumerate(people):
-        _check_person(index, person)
-    if not all(isinstance(data.get(key), int) and data[key] >= 1 for key in ("width", "height")):
-        raise ValueError("pose_json needs positive integer width and height")
-    return PoseKeypoints.from_json(text)
+    data = parse_json(text, "pose_json")
+    if isinstance(data, dict) and data.get("format") == KEYFRAMES_FORMAT:
+        return clip_from_keyframes(data)
+    if isinstance(data, list) and len(data) > 1 and all(isinstance(frame, dict) for frame in data):
+        return PoseSequence.from_pose_keypoint(data)
+    if isinstance(data, dict) and data.get("format") != JSON_FORMAT and not is_pose_keypoint_frame(data):
+        raise PoseDataError(f'pose_json must be a "{JSON_FORMAT}" or "{KEYFRAMES_FORMAT}" document or POSE_KEYPOINT')
+    pose = pose_from_data(data, "pose_json")
+    return PoseSequence(pose.keypoints[None], pose.width, pose.height)
 
 
-def clip_to_canvas(pose: PoseKeypoints) -> PoseKeypoints:
+def clip_to_canvas(clip: PoseSequence) -> PoseSequence:
     """Move confident joints that lie off the canvas onto its nearest border pixel (logged when any moved).
 
     Hidden joints (confidence at most the visibility threshold) keep their place: they are not drawn.
     """
-    points = pose.keypoints.copy()
+    points = clip.keypoints.copy()
     clipped = np.stack(
-        [np.clip(points[..., 0], 0, pose.width - 1), np.clip(points[..., 1], 0, pose.height - 1)], axis=-1
+        [np.clip(points[..., 0], 0, clip.width - 1), np.clip(points[..., 1], 0, clip.height - 1)], axis=-1
     )
     moved = (points[..., 2] > VISIBILITY_THRESHOLD) & np.any(clipped != points[..., :2], axis=-1)
     if moved.any():
         points[..., :2] = np.where(moved[..., None], clipped, points[..., :2])
         log.warning(
-            "Stable-Pose Editor: %d joint(s) outside the %dx%d canvas clipped", moved.sum(), pose.width, pose.height
+            "Stable-Pose Editor: %d joint(s) outside the %dx%d canvas clipped", moved.sum(), clip.width, clip.height
         )
-    return PoseKeypoints(points, pose.width, pose.height)
+    return clip.replace(points)
 
 
-def seed_pose(pose_keypoint: Any) -> PoseKeypoints | None:
-    """The first frame of a ``POSE_KEYPOINT`` input (the editor edits one pose), or None."""
+def seed_clip(pose_keypoint: Any) -> PoseSequence | None:
+    """Every frame of a ``POSE_KEYPOINT`` input (the editor's timeline shows them all), or None."""
     if pose_keypoint is None:
         return None
-    frames = [pose_keypoint] if isinstance(pose_keypoint, dict) else list(pose_keypoint)
-    if not frames:
-        raise ValueError("pose_keypoint input is empty (no frames)")
-    if len(frames) > 1:
-        log.warning("Stable-Pose Editor: pose_keypoint has %d frames; only the first is edited", len(frames))
-    return PoseKeypoints.from_pose_keypoint(frames[0])
+    return PoseSequence.from_pose_keypoint(pose_keypoint)
 
 
 def resolve_canvas(width: int, height: int, candidates: list[tuple[int, int] | None]) -> tuple[int, int]:
@@ -146,9 +129,9 @@ def resolve_canvas(width: int, height: int, candidates: list[tuple[int, int] | N
     return (width or fallback[0], height or fallback[1])
 
 
-def on_canvas(pose: PoseKeypoints, size: tuple[int, int]) -> PoseKeypoints:
-    """The pose on a ``size`` canvas: unchanged if it is its own, else scaled uniformly and centred."""
-    return pose if (pose.width, pose.height) == size else pose.fit_to_canvas(*size)
+def on_canvas(clip: PoseSequence, size: tuple[int, int]) -> PoseSequence:
+    """The clip on a ``size`` canvas: unchanged if it is its own, else scaled uniformly and centred."""
+    return clip if (clip.width, clip.height) == size else fit_to_canvas(clip, *size)
 
 
 def save_preview(image: torch.Tensor) -> dict[str, str]:
@@ -178,7 +161,7 @@ class StablePoseEditor:
                     {
                         "default": "",
                         "multiline": False,
-                        "tooltip": "The edited pose (set by the editor; empty = use the input pose).",
+                        "tooltip": "The edit: one pose or timeline keyframes (set by the editor; empty = input poses).",
                     },
                 ),
             },
@@ -196,7 +179,7 @@ class StablePoseEditor:
     )
     OUTPUT_NODE = True  # runs on its own, so one queue fills "Load from input" without a downstream node
     FUNCTION = "edit"
-    CATEGORY = "Stable-Pose"
+    CATEGORY = "Stable-Pose/pose"
     DESCRIPTION = "Edit poses in an offline editor that draws exactly what Stable-Pose sees."
 
     def edit(
@@ -207,7 +190,7 @@ class StablePoseEditor:
         pose_keypoint: Any = None,
         background: torch.Tensor | None = None,
     ) -> dict[str, Any]:
-        seed = seed_pose(pose_keypoint)
+        seed = seed_clip(pose_keypoint)
         edited = parse_edit(pose_json)
         background_size = None if background is None else (int(background.shape[2]), int(background.shape[1]))
         canvas = resolve_canvas(
@@ -221,22 +204,23 @@ class StablePoseEditor:
         )
         seed = None if seed is None else on_canvas(seed, canvas)
         if edited is not None:
-            pose = clip_to_canvas(on_canvas(edited, canvas))
+            clip = clip_to_canvas(on_canvas(edited, canvas))
         else:
-            pose = seed if seed is not None else PoseKeypoints.empty(*canvas)
-        if pose.num_people > MAX_PEOPLE:
-            log.warning("Stable-Pose Editor: %d people; only the first %d are drawn", pose.num_people, MAX_PEOPLE)
-        image = torch.from_numpy(render_pose(pose)).float().div(255.0).unsqueeze(0)
+            clip = seed if seed is not None else PoseSequence.from_poses([PoseKeypoints.empty(*canvas)])
+        if clip.num_people > MAX_PEOPLE:
+            log.warning("Stable-Pose Editor: %d people; only the first %d are drawn", clip.num_people, MAX_PEOPLE)
+        images = np.stack([render_pose(pose) for pose in clip.poses()])
         ui = {
-            "seed_pose": [] if seed is None else [seed.to_json()],
+            "seed_pose": [] if seed is None else [pose.to_json() for pose in seed.poses()],
             "background": [] if background is None else [save_preview(background)],
             "canvas": list(canvas),
         }
-        return {"ui": ui, "result": (image, [pose.to_pose_keypoint()])}
+        return {"ui": ui, "result": (torch.from_numpy(images).float().div(255.0), clip.to_pose_keypoint())}
 
 
 def _register_routes() -> None:
-    """``GET /stable_pose/skeleton_spec?width=&height=`` on ComfyUI's server (skipped outside ComfyUI)."""
+    """``GET /stable_pose/skeleton_spec?width=&height=`` and ``POST /stable_pose/interpolate`` on ComfyUI's
+    server (skipped outside ComfyUI)."""
     try:
         from aiohttp import web
         from server import PromptServer
@@ -257,8 +241,17 @@ def _register_routes() -> None:
             return web.json_response({"error": f"width and height must be in 1..{MAX_SIZE}"}, status=400)
         return web.json_response(skeleton_spec(width, height))
 
+    @instance.routes.post(f"{ROUTE_PREFIX}/interpolate")
+    async def post_interpolate(request: web.Request) -> web.Response:
+        """A keyframe document -> ``{"frames": [people per frame]}``: the clip the node will output."""
+        try:
+            clip = clip_from_keyframes(await request.json())
+        except (ValueError, TypeError) as error:  # includes malformed JSON bodies
+            return web.json_response({"error": str(error)}, status=400)
+        return web.json_response({"frames": clip.keypoints.tolist()})
+
 
 _register_routes()
 
 NODE_CLASS_MAPPINGS = {NODE_NAME: StablePoseEditor}
-NODE_DISPLAY_NAME_MAPPINGS = {NODE_NAME: "Stable-Pose Editor"}
+NODE_DISPLAY_NAME_MAPPINGS = {NODE_NAME: "Edit Pose (Stable-Pose Editor)"}

@@ -18,9 +18,13 @@ import folder_paths
 import numpy as np
 import torch
 
-from ..stablepose_core.keypoints import PoseKeypoints
-from ..stablepose_core.pose_detection import backend_statuses, create_detector
+from ..stablepose_core.keypoints import PoseKeypoints, pose_keypoint_frames
+from ..stablepose_core.pose_detection import LEGACY_BACKENDS, backend_statuses, create_detector
+from ..stablepose_core.pose_sequence import without_absent_people
+from ..stablepose_core.pose_smoothing import smooth_poses
+from ..stablepose_core.pose_tracking import track_people as track
 from ..stablepose_core.skeleton import MAX_PEOPLE, render_pose
+from .pose_sequence import smoothing_inputs
 
 log = logging.getLogger("stable_pose")
 
@@ -30,7 +34,8 @@ FIT_MODES = ("stretch", "fit")
 
 
 def _register_weights_folder() -> None:
-    folder_paths.add_model_folder_path(WEIGHTS_FOLDER, os.path.join(folder_paths.models_dir, WEIGHTS_FOLDER), True)
+    # is_default=False: a pose_detectors path from extra_model_paths.yaml stays the first one searched
+    folder_paths.add_model_folder_path(WEIGHTS_FOLDER, os.path.join(folder_paths.models_dir, WEIGHTS_FOLDER), False)
 
 
 def weight_roots() -> list[str]:
@@ -48,7 +53,7 @@ def weight_roots() -> list[str]:
     return roots
 
 
-def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
+def to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
     """One ComfyUI image (H, W, C) float [0, 1] -> uint8 RGB."""
     pixels = (frame.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     if pixels.shape[-1] == 1:
@@ -56,11 +61,60 @@ def _to_uint8_rgb(frame: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
-def _pose_frames(pose_keypoint: Any) -> list[dict]:
-    frames = [pose_keypoint] if isinstance(pose_keypoint, dict) else list(pose_keypoint)
-    if not frames:
-        raise ValueError("pose_keypoint input is empty (no frames)")
-    return frames
+def backend_input() -> tuple[list[str], dict]:
+    """The ``backend`` combo: the detectors that can run here (first = default), the tooltip says how to enable
+    the others."""
+    statuses = backend_statuses(weight_roots())
+    names = [status.name for status in statuses if status.available] or [NO_BACKEND]
+    tooltip = "Pose detector (blazepose: built in, offline, 1 person). " + "; ".join(
+        f"{status.name}: {'ready' if status.available else 'unavailable'} ({status.detail})" for status in statuses
+    )
+    return names, {"default": names[0], "tooltip": tooltip}
+
+
+def given_poses(
+    pose_keypoint: Any, batch: int, width: int, height: int, fit: str = "stretch", name: str = "pose_keypoint"
+) -> list[PoseKeypoints]:
+    """``POSE_KEYPOINT`` (one frame for all images, or one per image; one image may take several frames) on a
+    ``width`` × ``height`` canvas each: stretched, fitted (letterbox) or centre-cropped (``fit``: "stretch", "fit",
+    "crop") onto it. ``name`` is the input's name in error messages."""
+    frames = pose_keypoint_frames(pose_keypoint)
+    if len(frames) != batch and 1 not in (len(frames), batch):
+        raise ValueError(
+            f"{name} has {len(frames)} frames but image has {batch}: give one frame, one image, "
+            "or as many frames as images"
+        )
+    place = {
+        "stretch": PoseKeypoints.scale_to,
+        "fit": PoseKeypoints.fit_to_canvas,
+        "crop": PoseKeypoints.crop_to_canvas,
+    }
+    poses = []
+    for index in range(max(len(frames), batch)):
+        pose = PoseKeypoints.from_pose_keypoint(frames[index % len(frames)], default_size=(width, height))
+        poses.append(place[fit](pose, width, height))
+    return poses
+
+
+def detect_poses(image: torch.Tensor, backend: str) -> list[PoseKeypoints]:
+    """Run ``backend`` on each image of a ComfyUI batch, with ComfyUI's progress bar and interruption."""
+    if backend == NO_BACKEND:
+        statuses = backend_statuses(weight_roots())
+        raise RuntimeError(
+            "no pose detector can run; connect a pose_keypoint input or enable one: "
+            + "; ".join(f"{status.name}: {status.detail}" for status in statuses)
+        )
+    detector = create_detector(backend, weight_roots(), str(comfy.model_management.get_torch_device()))
+    progress = comfy.utils.ProgressBar(image.shape[0])
+    poses = []
+    try:
+        for frame in image:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            poses.append(detector(to_uint8_rgb(frame)))
+            progress.update(1)
+    finally:
+        detector.close()
+    return poses
 
 
 class OpenPoseExtract:
@@ -68,15 +122,10 @@ class OpenPoseExtract:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
-        statuses = backend_statuses(weight_roots())
-        names = [status.name for status in statuses if status.available] or [NO_BACKEND]
-        tooltip = "Pose detector. " + "; ".join(
-            f"{status.name}: {'ready' if status.available else 'unavailable'} ({status.detail})" for status in statuses
-        )
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "Images to detect people in; the pose images get their size."}),
-                "backend": (names, {"default": names[0], "tooltip": tooltip}),
+                "backend": backend_input(),
             },
             "optional": {
                 "fit": (
@@ -94,6 +143,23 @@ class OpenPoseExtract:
                         "instead of detecting. One frame for all images, or one per image."
                     },
                 ),
+                "track_people": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Video: give each person one identity across frames (person k is the same in "
+                        "every output frame; frames where someone is missed hold an empty slot).",
+                    },
+                ),
+                "smooth": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Video: remove detector jitter (tracks people first, then a One-Euro filter per "
+                        "joint with the settings below; short gaps filled).",
+                    },
+                ),
+                **smoothing_inputs(),
             },
         }
 
@@ -104,62 +170,52 @@ class OpenPoseExtract:
         "The poses as OpenPose BODY-18 JSON frames, pixel coordinates.",
     )
     FUNCTION = "extract"
-    CATEGORY = "Stable-Pose"
-    DESCRIPTION = "Pose images in the format Stable-Pose was trained on, from images or POSE_KEYPOINT."
+    CATEGORY = "Stable-Pose/pose"
+    DESCRIPTION = (
+        "Finds people in images (or takes POSE_KEYPOINT from other packs) and draws their COCO-17 skeleton in "
+        "the colours Stable-Pose was trained on (not ControlNet's OpenPose colours), whatever the detector."
+    )
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, backend: str) -> bool | str:
+        """Accept the runnable backends and earlier releases' names of them (saved workflows say "mediapipe")."""
+        names = {status.name for status in backend_statuses(weight_roots()) if status.available} | {NO_BACKEND}
+        if LEGACY_BACKENDS.get(backend, backend) in names:
+            return True
+        return f"pose backend {backend!r} cannot run here; choose one of {sorted(names - {NO_BACKEND})}"
 
     def extract(
-        self, image: torch.Tensor, backend: str, fit: str = "stretch", pose_keypoint: Any = None
+        self,
+        image: torch.Tensor,
+        backend: str,
+        fit: str = "stretch",
+        pose_keypoint: Any = None,
+        track_people: bool = False,
+        smooth: bool = False,
+        **smoothing: Any,
     ) -> tuple[torch.Tensor, list[dict]]:
         if fit not in FIT_MODES:
             raise ValueError(f"fit must be one of {FIT_MODES}, got {fit!r}")
+        if image.ndim != 4 or image.shape[0] == 0:
+            raise ValueError(f"image must be a batch of at least one image, got shape {tuple(image.shape)}")
         height, width = int(image.shape[1]), int(image.shape[2])
         if pose_keypoint is not None:
-            poses = self._given_poses(_pose_frames(pose_keypoint), image.shape[0], width, height, fit)
+            poses = given_poses(pose_keypoint, image.shape[0], width, height, fit)
         else:
-            poses = self._detect(image, backend)
+            poses = detect_poses(image, backend)
+        if track_people or smooth:
+            sequence = track(poses)
+            poses = (smooth_poses(sequence, **smoothing) if smooth else sequence).poses()
         self._warn_about(poses)
-        pose_images = np.stack([render_pose(pose) for pose in poses])
+        pose_images = np.stack([render_pose(without_absent_people(pose)) for pose in poses])
         return torch.from_numpy(pose_images).float() / 255.0, [pose.to_pose_keypoint() for pose in poses]
-
-    @staticmethod
-    def _given_poses(frames: list[dict], batch: int, width: int, height: int, fit: str) -> list[PoseKeypoints]:
-        if len(frames) != batch and 1 not in (len(frames), batch):
-            raise ValueError(
-                f"pose_keypoint has {len(frames)} frames but image has {batch}: give one frame, one image, "
-                "or as many frames as images"
-            )
-        poses = []
-        for index in range(max(len(frames), batch)):
-            pose = PoseKeypoints.from_pose_keypoint(frames[index % len(frames)], default_size=(width, height))
-            poses.append(pose.fit_to_canvas(width, height) if fit == "fit" else pose.scale_to(width, height))
-        return poses
-
-    @staticmethod
-    def _detect(image: torch.Tensor, backend: str) -> list[PoseKeypoints]:
-        if backend == NO_BACKEND:
-            statuses = backend_statuses(weight_roots())
-            raise RuntimeError(
-                "no pose detector can run; connect a pose_keypoint input or enable one: "
-                + "; ".join(f"{status.name}: {status.detail}" for status in statuses)
-            )
-        detector = create_detector(backend, weight_roots(), str(comfy.model_management.get_torch_device()))
-        progress = comfy.utils.ProgressBar(image.shape[0])
-        poses = []
-        try:
-            for frame in image:
-                comfy.model_management.throw_exception_if_processing_interrupted()
-                poses.append(detector(_to_uint8_rgb(frame)))
-                progress.update(1)
-        finally:
-            detector.close()
-        return poses
 
     @staticmethod
     def _warn_about(poses: list[PoseKeypoints]) -> None:
         empty = [index for index, pose in enumerate(poses) if not pose.visible.any()]
         if empty:
             log.warning("Stable-Pose: no person found in frame(s) %s: their pose images are black", empty)
-        crowded = [index for index, pose in enumerate(poses) if pose.num_people > MAX_PEOPLE]
+        crowded = [index for index, pose in enumerate(poses) if without_absent_people(pose).num_people > MAX_PEOPLE]
         if crowded:
             log.warning(
                 "Stable-Pose: frame(s) %s have more than %d people; only the first %d are drawn (as in training)",
@@ -172,4 +228,4 @@ class OpenPoseExtract:
 _register_weights_folder()
 
 NODE_CLASS_MAPPINGS = {"OpenPoseExtract": OpenPoseExtract}
-NODE_DISPLAY_NAME_MAPPINGS = {"OpenPoseExtract": "OpenPose Extract (Stable-Pose)"}
+NODE_DISPLAY_NAME_MAPPINGS = {"OpenPoseExtract": "Extract Pose → Stable-Pose Skeleton (COCO-17)"}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import comfy.model_management
 import comfy.model_patcher
 import comfy.ops
-import comfy.patcher_extension
 import folder_paths
 import torch
 
@@ -13,16 +14,18 @@ from ..stablepose_core.adapter import AdapterConfig, StablePoseAdapter
 from ..stablepose_core.checkpoints import load_adapter
 from ..stablepose_core.mask_preview import mask_previews
 from ..stablepose_core.masks import SCHEDULES, MaskSettings, pmsa_masks
+from ..stablepose_core.pose_image import rgb_pose_images
+from .keyframe_nodes import FRAME_STRENGTHS, TIMESTEP_STRENGTHS, frame_strengths_from, timestep_strengths_from
 from .model_folder import FOLDER_NAME
-from .stable_pose_patch import StablePosePatch
+from .stable_pose_patch import PoseControl, SchedulePercent, StablePosePatch
 
-CATEGORY = "conditioning/stable_pose"
+CATEGORY = "Stable-Pose"
 WRAPPER_KEY = "stable_pose"
 ADDITIONAL_MODELS_KEY = "stable_pose"
 SCHEDULE_HELP = (
     "released: the authors' evaluation (cond rows: coarse mask in ViT layer 1, fine in layer 2; negative rows "
-    "unmasked) = the paper's coarse-to-fine intent; paper: the same; released_train: the masks training used; "
-    "unmasked: plain self-attention"
+    "unmasked) = the paper's coarse-to-fine intent; paper: the same; released_train: the masks training used "
+    "(training's default, same name); unmasked: plain self-attention"
 )
 
 
@@ -34,7 +37,10 @@ def mask_settings_inputs() -> dict:
             {"default": 23, "min": 1, "max": 255, "step": 2, "tooltip": "Gaussian kernel, layer 1"},
         ),
         "fine_kernel": ("INT", {"default": 13, "min": 1, "max": 255, "step": 2, "tooltip": "Gaussian kernel, layer 2"}),
-        "sigma": ("FLOAT", {"default": 3.0, "min": 0.1, "max": 64.0, "step": 0.1}),
+        "sigma": (
+            "FLOAT",
+            {"default": 3.0, "min": 0.1, "max": 64.0, "step": 0.1, "tooltip": "Gaussian sigma of both mask blurs"},
+        ),
         "threshold": (
             "FLOAT",
             {
@@ -58,17 +64,61 @@ def mask_settings(
     return MaskSettings(mask_schedule, (coarse_kernel, fine_kernel), sigma, threshold)
 
 
+def video_inputs() -> dict:
+    """ApplyStablePose's optional regional and keyframe inputs; their defaults are the behaviour without them."""
+    return {
+        "mask": ("MASK", {"tooltip": "apply the pose only inside this mask (1, or 1 per frame); soft edges kept"}),
+        "uncond_multiplier": (
+            "FLOAT",
+            {
+                "default": 1.0,
+                "min": 0.0,
+                "max": 1.0,
+                "step": 0.01,
+                "tooltip": "strength on negative-prompt rows: 0 = positive rows only, 1 = released behaviour",
+            },
+        ),
+        "frame_strength": (
+            f"{FRAME_STRENGTHS},LATENT_KEYFRAME",
+            {"tooltip": "strength per frame (Stable-Pose Strength per Frame, or Advanced-ControlNet latent keyframes)"},
+        ),
+        "timestep_strength": (
+            f"{TIMESTEP_STRENGTHS},TIMESTEP_KEYFRAME",
+            {"tooltip": "strength over the steps (Stable-Pose Strength over Steps, or Advanced-ControlNet keyframes)"},
+        ),
+    }
+
+
+def region_mask(mask: torch.Tensor) -> torch.Tensor:
+    """A ComfyUI MASK, (H, W) or (M, H, W), as (M, H, W) float in [0, 1]."""
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.ndim != 3:
+        raise ValueError(f"Stable-Pose: the mask must be (H, W) or (frames, H, W), got {tuple(mask.shape)}")
+    return mask.float().clamp(0.0, 1.0)
+
+
 class LoadStablePose:
     """Load a Stable-Pose adapter (the authors' .pth/.ckpt or our .safetensors) from ``models/stable_pose``."""
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"adapter_name": (folder_paths.get_filename_list(FOLDER_NAME),)}}
+        return {
+            "required": {
+                "adapter_name": (
+                    folder_paths.get_filename_list(FOLDER_NAME),
+                    {"tooltip": "Adapter file in models/stable_pose: the authors' .pth/.ckpt or a .safetensors"},
+                )
+            }
+        }
 
     RETURN_TYPES = ("STABLE_POSE",)
     FUNCTION = "load"
-    CATEGORY = CATEGORY
-    DESCRIPTION = "Loads a Stable-Pose adapter; the architecture is read from the file."
+    CATEGORY = f"{CATEGORY}/loaders"
+    DESCRIPTION = (
+        "Loads a Stable-Pose adapter (pose-masked ViT on a copy of the SD1.5 encoder) for Apply Stable-Pose. "
+        "The architecture is read from the file; files that are not adapters get an error naming what they are."
+    )
 
     def load(self, adapter_name: str):
         path = folder_paths.get_full_path_or_raise(FOLDER_NAME, adapter_name)
@@ -106,6 +156,13 @@ def check_base_model(model, config: AdapterConfig) -> None:
         )
 
 
+def check_finite(**numbers: float) -> None:
+    """Refuse NaN/inf widget values (ComfyUI's min/max validation lets NaN through an API prompt)."""
+    for name, value in numbers.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+
+
 class ApplyStablePose:
     """Patch a MODEL so every sampling step in range adds the adapter's residuals for the pose image."""
 
@@ -113,33 +170,76 @@ class ApplyStablePose:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL",),
-                "stable_pose": ("STABLE_POSE",),
+                "model": ("MODEL", {"tooltip": "An SD1.5-family model (SDXL, SD2 and Flux are refused)"}),
+                "stable_pose": ("STABLE_POSE", {"tooltip": "The adapter from Load Stable-Pose Adapter"}),
                 "pose_image": ("IMAGE", {"tooltip": "Stable-Pose skeleton(s): 1 for all latents or 1 per latent"}),
-                "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
-                "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}),
-                "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}),
+                "strength": (
+                    "FLOAT",
+                    {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01, "tooltip": "Scale of the residuals"},
+                ),
+                "start_percent": (
+                    "FLOAT",
+                    {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip": "First step it acts on"},
+                ),
+                "end_percent": (
+                    "FLOAT",
+                    {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001, "tooltip": "Last step it acts on"},
+                ),
             },
-            "optional": mask_settings_inputs(),
+            "optional": {**mask_settings_inputs(), **video_inputs()},
         }
 
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "apply"
-    CATEGORY = CATEGORY
+    CATEGORY = f"{CATEGORY}/conditioning"
+    DESCRIPTION = (
+        "Makes the model draw people in the pose of the pose image: at every sampling step in range the adapter "
+        "reads the noisy latent, the prompt and the pose and adds its residuals to the UNet (like a ControlNet)."
+    )
 
-    def apply(self, model, stable_pose, pose_image, strength, start_percent, end_percent, **mask_options):
+    def apply(
+        self,
+        model,
+        stable_pose,
+        pose_image,
+        strength,
+        start_percent,
+        end_percent,
+        mask=None,
+        uncond_multiplier=1.0,
+        frame_strength=None,
+        timestep_strength=None,
+        **mask_options,
+    ):
+        check_finite(
+            strength=strength, start_percent=start_percent, end_percent=end_percent, uncond_multiplier=uncond_multiplier
+        )
+        pose_image = rgb_pose_images(pose_image)
         if start_percent > end_percent:
             raise ValueError(f"start_percent ({start_percent}) must not exceed end_percent ({end_percent})")
         adapter: StablePoseAdapter = stable_pose.model
         check_base_model(model, adapter.config)
         settings = mask_settings(**mask_options)
+        frame_strengths = frame_strengths_from(frame_strength)
+        timestep_strengths = timestep_strengths_from(timestep_strength)
         if strength == 0:
             return (model,)
         sampling = model.get_model_object("model_sampling")
         sigma_range = (sampling.percent_to_sigma(start_percent), sampling.percent_to_sigma(end_percent))
+        control = PoseControl(
+            adapter,
+            pose_image,
+            strength,
+            sigma_range,
+            settings,
+            region=None if mask is None else region_mask(mask),
+            uncond_multiplier=uncond_multiplier,
+            frame_strengths=frame_strengths,
+            timestep_strengths=timestep_strengths,
+            schedule_percent=None if timestep_strengths is None else SchedulePercent.of(sampling),
+        )
         patched = model.clone()
-        patch = StablePosePatch(adapter, pose_image, strength, sigma_range, settings)
-        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, patch)
+        StablePosePatch(control).register(patched, WRAPPER_KEY)
         key = f"{ADDITIONAL_MODELS_KEY}_{sum(k.startswith(ADDITIONAL_MODELS_KEY) for k in patched.additional_models)}"
         patched.set_additional_models(key, [stable_pose])
         return (patched,)
@@ -152,7 +252,7 @@ class PoseMaskPreview:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "pose_image": ("IMAGE",),
+                "pose_image": ("IMAGE", {"tooltip": "Stable-Pose skeleton(s), sides multiples of 8 px"}),
                 "row": (["cond", "uncond"], {"tooltip": "masks of positive-prompt rows or negative-prompt rows"}),
                 "patch_size": ("INT", {"default": 2, "min": 1, "max": 8, "tooltip": "ViT patch (2 as released)"}),
             },
@@ -162,10 +262,11 @@ class PoseMaskPreview:
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("preview", "masks")
     FUNCTION = "preview"
-    CATEGORY = CATEGORY
+    CATEGORY = f"{CATEGORY}/preview"
     DESCRIPTION = "Per pose and ViT layer: left the latent-grid mask, right the patch-grid mask PMSA uses."
 
     def preview(self, pose_image, row, patch_size, **mask_options):
+        pose_image = rgb_pose_images(pose_image)
         height, width = pose_image.shape[1:3]
         if height % 8 or width % 8:
             raise ValueError(f"pose image size must be a multiple of 8 px (as SD1.5 latents), got {width}×{height}")
@@ -182,6 +283,6 @@ NODE_CLASS_MAPPINGS = {
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadStablePose": "Load Stable-Pose Adapter",
-    "ApplyStablePose": "Apply Stable-Pose",
-    "PoseMaskPreview": "Stable-Pose Mask Preview",
+    "ApplyStablePose": "Apply Stable-Pose Adapter (pose → model)",
+    "PoseMaskPreview": "Preview Stable-Pose Attention Masks",
 }

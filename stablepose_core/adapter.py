@@ -16,17 +16,9 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .pmsa import PMSAViT, token_masks
+from .pmsa import PMSAViT, to_token_masks
 from .row_groups import RowGroups
-from .unet_blocks import (
-    Downsample,
-    GroupNorm32,
-    Ops,
-    ResBlock,
-    SpatialTransformer,
-    TimestepSequential,
-    timestep_embedding,
-)
+from .unet_blocks import Downsample, GroupNorm32, Ops, ResBlock, SpatialTransformer, timestep_embedding
 
 POSE_HIDDEN = (32, 64, 64, 128, 128)  # pre-extractor widths; strides 2 at the 2nd and 4th conv (official)
 
@@ -100,8 +92,6 @@ class AttnResBlock(nn.Module):
     sampling by :meth:`StablePoseAdapter.encode_pose` and passed to :meth:`forward`.
     """
 
-    takes_pose = True
-
     def __init__(self, channels: int, out_channels: int, config: AdapterConfig, cond_channels: int, ops: Ops = nn):
         super().__init__()
         self.in_layers = nn.Sequential(nn.Identity(), nn.SiLU(), ops.Conv2d(channels, out_channels, 3, padding=1))
@@ -129,13 +119,43 @@ class AttnResBlock(nn.Module):
         return self.cond_conv(pose_features)
 
     def forward(
-        self, x: torch.Tensor, emb: torch.Tensor, pose_term: torch.Tensor, layer_tokens_in: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor,
+        pose_term: torch.Tensor,
+        token_masks: torch.Tensor | None,
+        row_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """token_masks: (vit_depth, B, tokens) bool from :func:`pmsa.to_token_masks`, or None (unmasked)."""
         groups = RowGroups.of(x, emb)  # cond/uncond rows of one latent: computed once up to where masks differ
         rows_x, rows_emb = (x, emb) if groups is None else (groups.pick(x), groups.pick(emb))
         h = self.in_layers(rows_x).add_(self.emb_layers(rows_emb).type(x.dtype)[..., None, None])
-        h = self.norm(self.attn_layer(h, layer_tokens_in, groups)).add_(pose_term)  # in place: fresh outputs
+        h = self.norm(self.attn_layer(h, token_masks, groups, row_latents)).add_(pose_term)  # in place: fresh outputs
         return self.out_layers(h).add_(self.skip_connection(x))
+
+
+class TimestepSequential(nn.Sequential):
+    """An ``input_blocks.i`` entry: layers that take the time embedding, text context or pose inputs, by type."""
+
+    def forward(  # type: ignore[override]
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        pose_term: torch.Tensor | None = None,
+        token_masks: torch.Tensor | None = None,
+        row_latents: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        for layer in self:
+            if isinstance(layer, ResBlock):
+                x = layer(x, emb)
+            elif isinstance(layer, SpatialTransformer):
+                x = layer(x, context)
+            elif isinstance(layer, AttnResBlock):
+                x = layer(x, emb, pose_term, token_masks, row_latents)
+            else:
+                x = layer(x)
+        return x
 
 
 class PoseFeatureExtractor(nn.Module):
@@ -212,8 +232,8 @@ class StablePoseAdapter(nn.Module):
         return self.compute_dtype or self.input_blocks[0][0].weight.dtype
 
     def encode_pose(self, pose_image: torch.Tensor) -> list[torch.Tensor]:
-        """The timestep-independent pose inputs of the inject blocks (pose features through each block's
-        ``cond_conv``); compute once per sampling and pass as ``pose_features``."""
+        """The pose terms: the timestep-independent pose input of each inject block (pose features through the
+        block's ``cond_conv``, :meth:`AttnResBlock.pose_term`); compute once per sampling, pass as ``pose_terms``."""
         features = self.feature_extractor(pose_image.to(self.dtype))
         blocks = [self.input_blocks[index][0] for index in self.config.inject_layers]
         return [block.pose_term(feature) for block, feature in zip(blocks, features, strict=True)]
@@ -225,24 +245,26 @@ class StablePoseAdapter(nn.Module):
         context: torch.Tensor,
         pose_image: torch.Tensor | None = None,
         masks: torch.Tensor | None = None,
-        pose_features: list[torch.Tensor] | None = None,
+        pose_terms: list[torch.Tensor] | None = None,
+        row_latents: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
-        """x (B, 4, h, w), timesteps (B,), context (B, T, D), pose image (B, 3, 8h, 8w) in [-1, 1] or its
-        ``encode_pose`` features, masks (vit_depth, B, h, w) bool from :func:`masks.pmsa_masks` or None."""
-        if pose_features is None:
+        """x (B, 4, h, w), timesteps (B,), context (B, T, D), pose image (B, 3, 8h, 8w) in [-1, 1] or its pose
+        terms (:meth:`encode_pose`), masks (vit_depth, B, h, w) bool from :func:`masks.pmsa_masks` or None;
+        row_latents (B,): which latent each row samples (PMSA's fill scope, see :mod:`pmsa`) or None."""
+        if pose_terms is None:
             if pose_image is None:
-                raise ValueError("the adapter needs a pose image or its precomputed pose features")
-            pose_features = self.encode_pose(pose_image)
+                raise ValueError("the adapter needs a pose image or its pose terms (encode_pose)")
+            pose_terms = self.encode_pose(pose_image)
         dtype = self.dtype
         emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels).to(dtype))
         context = context.to(dtype)
-        layer_tokens_in = None if masks is None else token_masks(masks.to(x.device), self.config.vit_patch)
+        token_masks = None if masks is None else to_token_masks(masks.to(x.device), self.config.vit_patch)
         h = x.to(dtype)
         outs = []
         for index, (block, zero_conv) in enumerate(zip(self.input_blocks, self.zero_convs, strict=False)):
             if index in self.config.inject_layers:
-                feature = pose_features[self.config.inject_layers.index(index)]
-                h = self._run(block, h, emb, context, feature, layer_tokens_in)
+                pose_term = pose_terms[self.config.inject_layers.index(index)]
+                h = self._run(block, h, emb, context, pose_term, token_masks, row_latents)
             else:
                 h = self._run(block, h, emb, context)
             outs.append(zero_conv(h))

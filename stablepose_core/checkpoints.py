@@ -2,8 +2,9 @@
 
 - Official releases are torch pickles (``final.pth`` / Lightning ``.ckpt``) holding either the whole
   ``StablePose`` model (SD weights beside ``stable_pose_adapter.*``), possibly under ``state_dict``, or the
-  adapter alone. They are read with ``weights_only=True``: a checkpoint never runs code, and Python objects
-  other than tensors (Lightning hyper-parameters, configs) load as inert placeholders.
+  adapter alone. They are read with ``weights_only=True``: a checkpoint never runs code. The Python objects
+  training frameworks pickle beside the weights (Lightning hyper-parameters, OmegaConf configs, numpy scalars)
+  load as inert placeholders; a pickle naming any other global (``eval``, ``subprocess``, ...) is refused.
 - Our own files are adapter-only ``.safetensors`` whose keys are the official adapter keys without the
   ``stable_pose_adapter.`` prefix, with the config and provenance in the metadata.
 - The architecture is inferred from tensor shapes (head counts, which shapes cannot tell, come from the
@@ -18,7 +19,6 @@ import math
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import safetensors
@@ -27,11 +27,33 @@ import torch
 from torch import nn
 
 from .adapter import AdapterConfig, StablePoseAdapter, zero_init_convs
+from .atomic import atomic_write
 from .unet_blocks import Ops
 
 ADAPTER_PREFIX = "stable_pose_adapter."
 UNET_PREFIX = "model.diffusion_model."
 FORMAT = "stable-pose-adapter"
+# Globals a tensor checkpoint may name beyond what torch's weights-only unpickler allows by itself: objects
+# training frameworks save beside the weights. They load as inert placeholders; every other global is refused.
+INERT_GLOBAL_MODULES = ("pytorch_lightning.", "lightning.", "lightning_fabric.", "omegaconf.", "numpy.dtypes.")
+INERT_GLOBALS = frozenset(
+    {
+        "numpy.dtype",
+        "numpy.ndarray",
+        "numpy.core.multiarray.scalar",
+        "numpy._core.multiarray.scalar",
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray._reconstruct",
+        "argparse.Namespace",
+        "collections.defaultdict",
+        "pathlib.PosixPath",
+        "pathlib.WindowsPath",
+        "pathlib.PurePosixPath",
+        "pathlib.PureWindowsPath",
+    }
+)
+# Head counts are the one part of the architecture shapes cannot tell; they come from the metadata.
+HEAD_FIELDS = ("num_heads", "num_head_channels", "vit_heads")
 
 
 class CheckpointError(ValueError):
@@ -51,18 +73,28 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         return _tensors_of(_load_pickle(path)), {}
     except CheckpointError:
         raise
-    except pickle.UnpicklingError as error:
-        blocked = next((line for line in str(error).splitlines() if "GLOBAL" in line), str(error)[:200])
-        raise CheckpointError(f"{path}: refused: the pickle asks to run code ({blocked.strip()})") from None
+    except pickle.UnpicklingError as error:  # globals are refused before loading: this is the pickle's structure
+        reason = next((line for line in str(error).splitlines() if "GLOBAL" in line or "Can only" in line), "")
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint: it holds Python objects a weights-only load cannot rebuild "
+            f"({reason.strip() or str(error)[:200]})"
+        ) from None
     except Exception as error:  # truncated archives, wrong formats, ...: one clear message
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {error}") from error
 
 
 def _load_pickle(path: Path) -> object:
-    """``torch.load(weights_only=True)``; unknown globals become inert placeholder classes, never imported."""
+    """``torch.load(weights_only=True)``; known framework objects become inert placeholder classes (never
+    imported); any other global makes the file refused, naming it."""
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    refused = [name for name in names if name not in INERT_GLOBALS and not name.startswith(INERT_GLOBAL_MODULES)]
+    if refused:
+        raise CheckpointError(
+            f"{path}: refused: the pickle asks to run code or build objects a weights file never holds "
+            f"({', '.join(sorted(refused))}); do not use this file"
+        )
     placeholders = [
-        (type(name.rpartition(".")[2], (_Opaque,), {"__module__": name.rpartition(".")[0]}), name)
-        for name in torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        (type(name.rpartition(".")[2], (_Opaque,), {"__module__": name.rpartition(".")[0]}), name) for name in names
     ]
     with torch.serialization.safe_globals(placeholders):
         return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
@@ -120,9 +152,17 @@ def _block_indices(state_dict: dict[str, torch.Tensor], prefix: str) -> list[int
     return sorted({int(m.group(1)) for k in state_dict if (m := pattern.match(k))})
 
 
+def _weight_shape(sd: dict[str, torch.Tensor], key: str) -> torch.Size:
+    """Shape of a layer weight the architecture is read from; one of rank < 2 or with an empty side is refused."""
+    shape = sd[key].shape
+    if len(shape) < 2 or 0 in shape:
+        raise CheckpointError(f"{key} has shape {tuple(shape)}; a layer weight has at least 2 non-empty dimensions")
+    return shape
+
+
 def _encoder_layout(sd: dict[str, torch.Tensor]) -> dict:
     """Channels, levels, res-blocks, attention and text-context sizes of an LDM UNet encoder state dict."""
-    model_channels, in_channels = sd["input_blocks.0.0.weight"].shape[:2]
+    model_channels, in_channels = _weight_shape(sd, "input_blocks.0.0.weight")[:2]
     mults: list[int] = []
     res_per_level = [0]
     attention_levels: set[int] = set()
@@ -133,7 +173,7 @@ def _encoder_layout(sd: dict[str, torch.Tensor]) -> dict:
             continue
         level = len(res_per_level) - 1
         if len(mults) == level:
-            mults.append(sd[f"input_blocks.{i}.0.in_layers.2.weight"].shape[0] // model_channels)
+            mults.append(_weight_shape(sd, f"input_blocks.{i}.0.in_layers.2.weight")[0] // model_channels)
         res_per_level[level] += 1
         if f"input_blocks.{i}.1.proj_in.weight" in sd:
             attention_levels.add(level)
@@ -141,7 +181,7 @@ def _encoder_layout(sd: dict[str, torch.Tensor]) -> dict:
             inject_layers.append(i)
     if len(set(res_per_level)) != 1:
         raise CheckpointError(f"unsupported layout: res-blocks per level differ ({res_per_level})")
-    proj_in = sd["middle_block.1.proj_in.weight"]
+    proj_in = _weight_shape(sd, "middle_block.1.proj_in.weight")
     return {
         "in_channels": in_channels,
         "model_channels": model_channels,
@@ -149,8 +189,8 @@ def _encoder_layout(sd: dict[str, torch.Tensor]) -> dict:
         "num_res_blocks": res_per_level[0],
         "attention_levels": tuple(sorted(attention_levels)),
         "transformer_depth": len(_block_indices(sd, "middle_block.1.transformer_blocks.")),
-        "context_dim": sd["middle_block.1.transformer_blocks.0.attn2.to_k.weight"].shape[1],
-        "use_linear_in_transformer": proj_in.ndim == 2,
+        "context_dim": _weight_shape(sd, "middle_block.1.transformer_blocks.0.attn2.to_k.weight")[1],
+        "use_linear_in_transformer": len(proj_in) == 2,
         "inject_layers": tuple(inject_layers),
     }
 
@@ -162,22 +202,98 @@ def infer_config(state_dict: dict[str, torch.Tensor], metadata: dict[str, str] |
         layout = _encoder_layout(sd)
         inject = layout["inject_layers"][0]
         vit = f"input_blocks.{inject}.0.attn_layer."
-        reduced, patch_dim = sd[vit + "to_patch_embedding.0.weight"].shape[0], sd[vit + "to_patch_embedding.3.weight"]
+        reduced = _weight_shape(sd, vit + "to_patch_embedding.0.weight")[0]
+        patch_dim = _weight_shape(sd, vit + "to_patch_embedding.3.weight")
         values = {
             **layout,
-            "cond_channels": sd["feature_extractor.pre_extractor.0.weight"].shape[1],
-            "inject_channels": (sd["feature_extractor.extractors.0.0.weight"].shape[0],),
-            "vit_dim": patch_dim.shape[0],
+            "cond_channels": _weight_shape(sd, "feature_extractor.pre_extractor.0.weight")[1],
+            "inject_channels": (_weight_shape(sd, "feature_extractor.extractors.0.0.weight")[0],),
+            "vit_dim": patch_dim[0],
             "vit_depth": len(_block_indices(sd, vit + "transformer.layers.")),
-            "vit_mlp_dim": sd[vit + "transformer.layers.0.1.net.1.weight"].shape[0],
-            "vit_patch": math.isqrt(patch_dim.shape[1] // reduced),
+            "vit_mlp_dim": _weight_shape(sd, vit + "transformer.layers.0.1.net.1.weight")[0],
+            "vit_patch": math.isqrt(patch_dim[1] // reduced),
             "vit_reduced_channels": reduced,
         }
-    except (KeyError, IndexError) as error:
-        raise CheckpointError(f"unsupported Stable-Pose adapter layout: missing {error}") from error
-    stored = json.loads((metadata or {}).get("stable_pose_config", "{}"))
-    heads = {k: stored[k] for k in ("num_heads", "num_head_channels", "vit_heads") if k in stored}
-    return AdapterConfig.from_dict({**values, **heads})
+    except KeyError as error:
+        raise CheckpointError(f"unsupported Stable-Pose adapter layout: missing {error}") from None
+    except (IndexError, ValueError, TypeError, ZeroDivisionError) as error:  # a tensor of the wrong rank or size
+        raise CheckpointError(f"unsupported Stable-Pose adapter layout: tensor shapes do not fit ({error})") from None
+    try:
+        config = AdapterConfig.from_dict({**values, **stored_heads(metadata)})
+    except ValueError as error:
+        raise CheckpointError(f"inconsistent adapter shapes: {error}") from None
+    check_heads(config)
+    return config
+
+
+def stored_heads(metadata: dict[str, str] | None) -> dict[str, int]:
+    """The head counts in the ``stable_pose_config`` metadata (absent: the released 8), checked."""
+    text = (metadata or {}).get("stable_pose_config")
+    if text is None:
+        return {}
+    try:
+        stored = json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        raise CheckpointError("the stable_pose_config metadata is not valid JSON") from None
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"the stable_pose_config metadata must be a JSON object, got {type(stored).__name__}")
+    heads = {key: stored[key] for key in HEAD_FIELDS if key in stored}
+    for key, value in heads.items():
+        allowed = isinstance(value, int) and not isinstance(value, bool)
+        if not allowed or not (value >= 1 or (key == "num_head_channels" and value == -1)):
+            text = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise CheckpointError(
+                f"the stable_pose_config metadata has {key} = {text}; it must be a positive integer"
+                + (" (or -1)" if key == "num_head_channels" else "")
+            )
+    return heads
+
+
+def check_heads(config: AdapterConfig) -> None:
+    """Head counts must split the channels they attend over (else the adapter cannot be built)."""
+    name, value = (
+        ("num_heads", config.num_heads)
+        if config.num_head_channels == -1
+        else ("num_head_channels", config.num_head_channels)
+    )
+    for level in config.attention_levels:
+        channels = config.model_channels * config.channel_mult[level]
+        if channels % value:
+            raise CheckpointError(f"{name} {value} does not divide the {channels} channels of attention level {level}")
+    inject_level = (config.inject_layers[0] - 1) // (config.num_res_blocks + 1)
+    vit_channels = config.model_channels * config.channel_mult[inject_level]
+    if vit_channels % config.vit_heads:
+        raise CheckpointError(
+            f"vit_heads {config.vit_heads} does not divide the {vit_channels} channels of the PMSA ViT"
+        )
+
+
+def check_adapter_weights(state_dict: dict[str, torch.Tensor], config: AdapterConfig) -> None:
+    """Refuse, before building, weights that are not exactly the tensors (names, shapes, float) of ``config``."""
+    check_heads(config)
+    try:
+        with torch.device("meta"):
+            expected = {k: v.shape for k, v in StablePoseAdapter(config).state_dict().items()}
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError, IndexError) as error:
+        raise CheckpointError(f"the inferred architecture cannot be built: {error}") from None
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"adapter weights do not match the inferred architecture: missing {missing[:5]} "
+            f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})"
+        )
+    wrong = [
+        f"{k} {tuple(state_dict[k].shape)} (needs {tuple(s)})" for k, s in expected.items() if state_dict[k].shape != s
+    ]
+    if wrong:
+        raise CheckpointError(
+            f"{len(wrong)} tensor(s) have the wrong shape for the inferred architecture "
+            f"(head counts come from the stable_pose_config metadata): {'; '.join(wrong[:3])}"
+        )
+    not_float = [k for k, v in state_dict.items() if not v.is_floating_point()]
+    if not_float:
+        raise CheckpointError(f"{len(not_float)} tensor(s) are not floating point, e.g. {not_float[0]}")
 
 
 def config_from_unet(unet_state_dict: dict[str, torch.Tensor], **overrides: object) -> AdapterConfig:
@@ -203,6 +319,7 @@ def build_adapter(
     parameters: tensors read from safetensors/mmap buffers are views at arbitrary file offsets, not 64-byte
     aligned, and the CPU convolution copies such a weight at every call.
     """
+    check_adapter_weights(state_dict, config)
     with torch.device("meta"):
         adapter = StablePoseAdapter(config, operations)
     fresh = {name: _fresh_copy(tensor, device, dtype) for name, tensor in state_dict.items()}
@@ -243,7 +360,7 @@ def save_adapter(
     metadata: dict[str, str] | None = None,
     config: AdapterConfig | None = None,
 ) -> None:
-    """Write adapter-only ``.safetensors`` atomically (temp file + rename), with config and format metadata."""
+    """Write adapter-only ``.safetensors`` atomically (:func:`atomic_write`), with config and format metadata."""
     if isinstance(adapter, StablePoseAdapter):
         config, state_dict = adapter.config, adapter.state_dict()
     else:
@@ -251,19 +368,8 @@ def save_adapter(
     config = config or infer_config(state_dict)
     header = {"format": FORMAT, "stable_pose_config": json.dumps(config.to_dict()), **(metadata or {})}
     tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        safetensors.torch.save_file(tensors, tmp, metadata=header)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is as readable as any other
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as tmp:
+        safetensors.torch.save_file(tensors, str(tmp), metadata=header)
 
 
 def unet_state_dict(checkpoint_tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -9,20 +9,33 @@ JSON) and its own small JSON file format.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .pose_formats import COCO17_NAMES, VISIBILITY_THRESHOLD, from_coco17, layout_for_joint_count, to_coco17
+from .pose_formats import (
+    COCO17_NAMES,
+    VISIBILITY_THRESHOLD,
+    PoseDataError,
+    from_coco17,
+    layout_for_joint_count,
+    to_coco17,
+)
 
 __all__ = [
     "COCO17_FLIP_PAIRS",
     "COCO17_LIMBS",
     "COCO17_NAMES",
     "JSON_FORMAT",
+    "MAX_CANVAS_SIZE",
     "VISIBILITY_THRESHOLD",
+    "PoseDataError",
     "PoseKeypoints",
+    "parse_json",
+    "parse_pose_text",
+    "pose_keypoint_frames",
 ]
 
 # The 16 limbs of the official ``pose_skeleton`` (humanart.yaml), in drawing order; limb i gets colour i.
@@ -33,6 +46,126 @@ COCO17_LIMBS: tuple[tuple[int, int], ...] = (
 # (left, right) joint pairs: a horizontal flip swaps them, so limb colours keep meaning "left" and "right".
 COCO17_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 JSON_FORMAT = "stable-pose-coco17"
+# The largest canvas side a pose document may ask for (the editor's width/height widgets stop here too): a pose
+# is drawn at its canvas size, so an unchecked size in a file could ask for tens of GB.
+MAX_CANVAS_SIZE = 8192
+
+
+def parse_json(text: str, what: str = "pose JSON") -> Any:
+    """``json.loads`` whose every failure (syntax, absurd nesting) is one :class:`PoseDataError`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PoseDataError(f"{what} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise PoseDataError(f"{what} is nested too deeply to be a pose") from None
+
+
+def canvas_side(name: str, value: Any) -> int:
+    """A canvas width/height read from pose data: a whole number of pixels in 1..``MAX_CANVAS_SIZE``."""
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or value < 1:
+        raise PoseDataError(f"{name} must be a positive integer number of pixels, got {_short(value)}")
+    if value > MAX_CANVAS_SIZE:
+        raise PoseDataError(
+            f"{name} {int(value)} is larger than {MAX_CANVAS_SIZE} px, the largest canvas the pack draws; "
+            "scale the pose down first"
+        )
+    return int(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    """A finite JSON number that float32 can hold (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value) and abs(float(value)) <= float(np.finfo(np.float32).max)
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+def coco17_people(people: Any) -> np.ndarray:
+    """``(P, 17, 3)`` float32 from a list of people, each 17 ``[x, y, confidence]`` number triples."""
+    if not isinstance(people, list):
+        raise PoseDataError(
+            f'"people" must be a list of people, each 17 [x, y, confidence] joints, got {_short(people)}'
+        )
+    for index, person in enumerate(people):
+        if not isinstance(person, list) or len(person) != len(COCO17_NAMES):
+            count = len(person) if isinstance(person, list) else type(person).__name__
+            raise PoseDataError(f"person {index} must have {len(COCO17_NAMES)} COCO-17 joints, got {count}")
+        for joint, values in enumerate(person):
+            if not (isinstance(values, list) and len(values) == 3 and all(_is_number(v) for v in values)):
+                raise PoseDataError(
+                    f"person {index}, joint {joint} ({COCO17_NAMES[joint]}) must be [x, y, confidence] numbers, "
+                    f"got {_short(values)}"
+                )
+    return np.asarray(people, dtype=np.float32).reshape(len(people), len(COCO17_NAMES), 3)
+
+
+def parse_pose_text(text: str, what: str = "pose JSON") -> PoseKeypoints:
+    """A pose pasted or saved as text: a ``stable-pose-coco17`` document or a ``POSE_KEYPOINT`` frame (or a list
+    holding one frame), so a pose copied from elsewhere can be used. Every problem is a :class:`PoseDataError`
+    naming ``what``."""
+    return pose_from_data(parse_json(text, what), what)
+
+
+def pose_from_data(data: Any, what: str = "pose JSON") -> PoseKeypoints:
+    """:func:`parse_pose_text` for JSON already parsed (:func:`parse_json`)."""
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    if not isinstance(data, dict):
+        raise PoseDataError(f"{what} must be a JSON object, got {type(data).__name__}")
+    if data.get("format") == JSON_FORMAT:
+        return PoseKeypoints.from_document(data)
+    if is_pose_keypoint_frame(data):
+        return PoseKeypoints.from_pose_keypoint(data)
+    raise PoseDataError(f'{what} must be a "{JSON_FORMAT}" document or a POSE_KEYPOINT frame')
+
+
+def is_pose_keypoint_frame(data: Any) -> bool:
+    """Whether ``data`` looks like one ``POSE_KEYPOINT`` frame (people and a canvas size)."""
+    return isinstance(data, dict) and all(key in data for key in ("people", "canvas_width", "canvas_height"))
+
+
+def pose_keypoint_frames(pose_keypoint: Any) -> list[Any]:
+    """The frames of a ``POSE_KEYPOINT`` value (one frame dict, or a list of them as comfyui_controlnet_aux
+    passes them); raises :class:`PoseDataError` when there are none."""
+    if not isinstance(pose_keypoint, dict | list | tuple):
+        raise PoseDataError(f"pose_keypoint must be a frame or a list of frames, got {type(pose_keypoint).__name__}")
+    frames = [pose_keypoint] if isinstance(pose_keypoint, dict) else list(pose_keypoint)
+    if not frames:
+        raise PoseDataError("pose_keypoint input is empty (no frames)")
+    return frames
+
+
+def _body_points(index: int, person: Any) -> np.ndarray | None:
+    """``(J, 3)`` body points of one ``POSE_KEYPOINT`` person (flat or nested), or None without body points."""
+    if not isinstance(person, dict):
+        raise PoseDataError(f"person {index}: must be an object with pose_keypoints_2d, got {type(person).__name__}")
+    values = person.get("pose_keypoints_2d")
+    if values is None or values == []:
+        return None  # e.g. hands or face only
+    if not isinstance(values, list):
+        raise PoseDataError(f"person {index}: pose_keypoints_2d must be a list of numbers, got {_short(values)}")
+    if all(isinstance(v, list) for v in values):
+        odd = next((j for j, v in enumerate(values) if len(v) != 3), None)
+        if odd is not None:
+            raise PoseDataError(
+                f"person {index}: keypoint {odd} has {len(values[odd])} values; each must be [x, y, confidence]"
+            )
+        values = [v for point in values for v in point]
+    if not all(_is_number(v) for v in values):
+        bad = next(v for v in values if not _is_number(v))
+        raise PoseDataError(f"person {index}: pose_keypoints_2d must hold finite numbers, found {_short(bad)}")
+    if len(values) % 3:
+        raise PoseDataError(f"person {index}: pose_keypoints_2d length {len(values)} is not a multiple of 3")
+    return np.asarray(values, dtype=np.float32).reshape(-1, 3)
 
 
 def _flip_permutation() -> np.ndarray:
@@ -65,11 +198,11 @@ class PoseKeypoints:
         if points.size == 0:
             points = points.reshape(0, len(COCO17_NAMES), 3)
         if points.ndim != 3 or points.shape[1:] != (len(COCO17_NAMES), 3):
-            raise ValueError(f"keypoints must be shaped (people, 17, 3), got {points.shape}")
+            raise PoseDataError(f"keypoints must be shaped (people, 17, 3), got {points.shape}")
         if not np.isfinite(points).all():
-            raise ValueError("keypoints contain NaN or infinite values")
+            raise PoseDataError("keypoints contain NaN or infinite values")
         if int(self.width) < 1 or int(self.height) < 1:
-            raise ValueError(f"canvas size must be positive, got {self.width}x{self.height}")
+            raise PoseDataError(f"canvas size must be positive, got {self.width}x{self.height}")
         object.__setattr__(self, "keypoints", points)
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "height", int(self.height))
@@ -115,6 +248,16 @@ class PoseKeypoints:
         shift = ((width - self.width * scale) / 2, (height - self.height * scale) / 2)
         return self._affine((scale, scale), shift, width, height)
 
+    def crop_to_canvas(self, width: int, height: int) -> PoseKeypoints:
+        """Centre-crop to the ``width`` : ``height`` aspect ratio, then scale to ``width`` × ``height``: what ComfyUI's
+        ``common_upscale(..., "center")`` does to an image (crop offsets rounded the same way), so what Apply
+        Stable-Pose does to a pose image of another aspect ratio. Joints cut off end up off the canvas."""
+        old_aspect, new_aspect = self.width / self.height, width / height
+        x = round((self.width - self.width * (new_aspect / old_aspect)) / 2) if old_aspect > new_aspect else 0
+        y = round((self.height - self.height * (old_aspect / new_aspect)) / 2) if old_aspect < new_aspect else 0
+        scale = (width / (self.width - 2 * x), height / (self.height - 2 * y))
+        return self._affine(scale, (-x * scale[0], -y * scale[1]), width, height)
+
     def flip_horizontal(self) -> PoseKeypoints:
         """Mirror left-right and swap every left joint with its right twin.
 
@@ -141,12 +284,17 @@ class PoseKeypoints:
     @classmethod
     def from_json(cls, text: str) -> PoseKeypoints:
         """Parse :meth:`to_json` output (``joints`` is optional, but must be COCO-17's if given)."""
-        data = json.loads(text)
+        return cls.from_document(parse_json(text))
+
+    @classmethod
+    def from_document(cls, data: Any) -> PoseKeypoints:
+        """:meth:`from_json` on an already decoded document; every problem is a :class:`PoseDataError`."""
         if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
-            raise ValueError(f"not a {JSON_FORMAT} JSON document (for ComfyUI POSE_KEYPOINT use from_pose_keypoint)")
-        if list(data.get("joints", COCO17_NAMES)) != list(COCO17_NAMES):
-            raise ValueError("joints must be the COCO-17 names in COCO order")
-        return cls(np.asarray(data["people"], dtype=np.float32), data["width"], data["height"])
+            raise PoseDataError(f"not a {JSON_FORMAT} JSON document (for ComfyUI POSE_KEYPOINT use from_pose_keypoint)")
+        if data.get("joints", list(COCO17_NAMES)) != list(COCO17_NAMES):
+            raise PoseDataError("joints must be the COCO-17 names in COCO order")
+        people = coco17_people(data.get("people"))
+        return cls(people, canvas_side("width", data.get("width")), canvas_side("height", data.get("height")))
 
     # --- ComfyUI POSE_KEYPOINT frames (comfyui_controlnet_aux) ------------------------------------------------
     @classmethod
@@ -157,24 +305,28 @@ class PoseKeypoints:
         or 25 (BODY-25) points; coordinates may be pixels (DWPose) or normalised to [0, 1] (OpenPose), decided
         per person as comfyui_controlnet_aux does (normalised when every present point lies within [0, 1]).
         ``default_size`` = (width, height) is used when the frame has no canvas size (OpenPose's own JSON).
-        People without body keypoints (e.g. hands only) are skipped.
+        People without body keypoints (e.g. hands only) are skipped. A canvas side in the frame must be at most
+        :data:`MAX_CANVAS_SIZE`; anything malformed is a :class:`PoseDataError`.
         """
         if not isinstance(frame, dict):
-            raise ValueError(f"a POSE_KEYPOINT frame must be a dict, got {type(frame).__name__}")
+            raise PoseDataError(f"a POSE_KEYPOINT frame must be a dict, got {type(frame).__name__}")
         width, height = frame.get("canvas_width"), frame.get("canvas_height")
         if width is None or height is None:
             if default_size is None:
-                raise ValueError("POSE_KEYPOINT frame has no canvas_width/canvas_height and no default size was given")
+                raise PoseDataError(
+                    "POSE_KEYPOINT frame has no canvas_width/canvas_height and no default size was given"
+                )
             width, height = default_size
+        else:
+            width, height = canvas_side("canvas_width", width), canvas_side("canvas_height", height)
+        listed = frame.get("people")
+        if not isinstance(listed, list | None):
+            raise PoseDataError(f"POSE_KEYPOINT 'people' must be a list of people, got {type(listed).__name__}")
         people = []
-        for index, person in enumerate(frame.get("people") or []):
-            values = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
-            if not values:
+        for index, person in enumerate(listed or []):
+            points = _body_points(index, person)
+            if points is None:
                 continue
-            flat = np.asarray(values, dtype=np.float32).reshape(-1)
-            if flat.size % 3:
-                raise ValueError(f"person {index}: pose_keypoints_2d length {flat.size} is not a multiple of 3")
-            points = flat.reshape(-1, 3)
             present = points[:, 2] > 0
             if present.any() and np.all(np.abs(points[present, :2]) <= 1):
                 points = points * np.array([width, height, 1], np.float32)

@@ -7,12 +7,14 @@ its patch grid. Released behaviour, measured by running the official code:
 
 - evaluation (``eval_pose.py``, the paper's numbers): threshold -0.99, kernels [23, 13]; unconditional rows
   are unmasked; the [uncond; cond] concatenation the DDIM sampler builds and the ViT's split by batch size
-  give ViT layer 0 the k=23 mask on cond rows and layer 1 the k=13 mask on cond rows: schedule ``released``.
+  give ViT layer 0 the k=23 mask on cond rows and layer 1 the k=13 mask on cond rows: schedule ``released``
+  (``paper`` is the same: the paper's coarse-to-fine intent).
 - training (``get_input``): threshold ``> -1`` on every row, layer 0 ← k=23, layer 1 ← k=13, loss ← k=13.
   The blurred -1 background is not exactly -1 in float32 (about -0.99999982 for k=23), so layer 0 covers
   the whole frame; k=13 sums exactly and gives the blur's support. ``released_train`` reproduces this.
 
-Schedules other than ``released*`` compare the blur of the *shifted* image ``pose + 1`` (background exactly
+These names are the pack's one vocabulary (nodes, training, docs); ``unmasked`` turns PMSA's masks off.
+Schedules other than ``released_train`` compare the blur of the *shifted* image ``pose + 1`` (background exactly
 0) against ``threshold + 1``, so float roundoff cannot flip a background pixel.
 
 Empty pose (nothing drawn in a row): its mask would be empty, which in the released code makes every pair
@@ -22,13 +24,19 @@ constraint) and never produce NaN; ``PoseMaskPreview`` shows it as a full mask.
 
 from __future__ import annotations
 
-import functools
+import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 LATENT_SCALE = 8
+EVAL_THRESHOLD = -0.99  # official eval_pose.gen_pose_mask
+TRAIN_THRESHOLD = -1.0  # official get_input: "> -1"
+# Blur matrices are size × size float32: 1 MiB at 512 px, 256 MiB at 8192 px. The cache keeps the recently used
+# ones up to this many bytes (a matrix larger than the budget is used once and not kept).
+BLUR_CACHE_BYTES = 256 << 20
 
 # Per schedule, per ViT layer: (kernel index used on cond rows, kernel index used on uncond rows); None = full.
 _SCHEDULES: dict[str, tuple[tuple[int | None, int | None], ...]] = {
@@ -47,20 +55,23 @@ class MaskSettings:
     schedule: str = "released"
     kernels: tuple[int, ...] = (23, 13)
     sigma: float = 3.0
-    threshold: float = -0.99
+    threshold: float = EVAL_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.schedule not in _SCHEDULES:
             raise ValueError(f"unknown mask schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if len(self.kernels) < 2 or any(k < 1 or k % 2 == 0 for k in self.kernels):
             raise ValueError(f"mask kernels must be at least two odd sizes ≥ 1 (coarse, fine), got {self.kernels}")
-        if self.sigma <= 0:
-            raise ValueError(f"mask sigma must be > 0, got {self.sigma}")
+        if not self.sigma > 0 or not math.isfinite(self.sigma):  # NaN fails both comparisons
+            raise ValueError(f"mask sigma must be a finite number > 0, got {self.sigma}")
+        if not math.isfinite(self.threshold):
+            raise ValueError(f"mask threshold must be a finite number, got {self.threshold}")
 
     @classmethod
-    def released_train(cls) -> MaskSettings:
-        """The masks of official training (``get_input``): threshold > -1 on every row."""
-        return cls(schedule="released_train", threshold=-1.0)
+    def for_schedule(cls, schedule: str) -> MaskSettings:
+        """The official settings of a schedule: ``released_train`` with official training's threshold ``> -1``
+        (``get_input``), the others with the evaluation threshold."""
+        return cls(schedule, threshold=TRAIN_THRESHOLD if schedule == "released_train" else EVAL_THRESHOLD)
 
     @property
     def exact_roundoff(self) -> bool:
@@ -81,9 +92,38 @@ def gaussian_kernel1d(size: int, sigma: float) -> torch.Tensor:
     return pdf / pdf.sum()
 
 
-@functools.lru_cache(maxsize=32)
+class _BlurMatrixCache:
+    """Least-recently-used blur matrices, bounded by their total size in bytes (not by count)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._matrices: OrderedDict[tuple[int, int, float], torch.Tensor] = OrderedDict()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(m.nbytes for m in self._matrices.values())
+
+    def clear(self) -> None:
+        self._matrices.clear()
+
+    def get(self, size: int, kernel: int, sigma: float) -> torch.Tensor:
+        key = (size, kernel, sigma)
+        if key in self._matrices:
+            self._matrices.move_to_end(key)
+            return self._matrices[key]
+        matrix = _blur_matrix(size, kernel, sigma)
+        if matrix.nbytes <= self.max_bytes:
+            self._matrices[key] = matrix
+            while self.nbytes > self.max_bytes:
+                self._matrices.popitem(last=False)
+        return matrix
+
+
 def _blur_matrix(size: int, kernel: int, sigma: float) -> torch.Tensor:
-    """(size, size) matrix M with ``row @ M`` = the reflect-padded 1-D Gaussian blur of ``row``."""
+    """(size, size) matrix M with ``row @ M`` = the reflect-padded 1-D Gaussian blur of ``row``.
+
+    Reflect padding mirrors once, so it needs ``kernel // 2 < size`` (checked by :func:`check_kernels`).
+    """
     pad = kernel // 2
     weights = gaussian_kernel1d(kernel, sigma)
     taps = torch.arange(size)[:, None] + torch.arange(kernel)[None, :] - pad  # source index of each tap
@@ -96,11 +136,26 @@ def _blur_matrix(size: int, kernel: int, sigma: float) -> torch.Tensor:
     return matrix
 
 
+BLUR_MATRICES = _BlurMatrixCache(BLUR_CACHE_BYTES)
+
+
+def check_kernels(kernels: tuple[int, ...], height: int, width: int) -> None:
+    """Refuse kernels whose reflect padding (``kernel // 2``) reaches past the image, as torchvision's
+    ``GaussianBlur`` does (it would otherwise read mirrored-twice or wrapped-around pixels)."""
+    largest = max(kernels)
+    if largest // 2 >= min(height, width):
+        raise ValueError(
+            f"mask kernel {largest} is too large for a {width}×{height} px pose image: a kernel k needs both sides "
+            f"larger than k // 2 ({largest // 2} px); use kernels of at most {2 * min(height, width) - 1} px or a "
+            "larger image"
+        )
+
+
 def _blur(images: torch.Tensor, kernel: int, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur with reflect padding (torchvision ``GaussianBlur`` semantics) as two matmuls."""
     h, w = images.shape[-2:]
-    rows = _blur_matrix(h, kernel, sigma).to(images.device)
-    cols = _blur_matrix(w, kernel, sigma).to(images.device)
+    rows = BLUR_MATRICES.get(h, kernel, sigma).to(images.device)
+    cols = BLUR_MATRICES.get(w, kernel, sigma).to(images.device)
     return rows.T @ (images @ cols)
 
 
@@ -122,6 +177,7 @@ def pose_region_masks(
     ``> -1`` test sees the background's roundoff); otherwise the robust shifted comparison is used.
     """
     _check_pose_image(pose_image)
+    check_kernels(kernels, *pose_image.shape[-2:])
     x = pose_image.float()
     if exact_roundoff:
         blurred = [_blur_2d(x, k, sigma).amax(dim=1, keepdim=True) for k in kernels]
@@ -157,7 +213,7 @@ def assemble_masks(regions: torch.Tensor, is_uncond: torch.Tensor, settings: Mas
 
 def training_loss_mask(pose_image: torch.Tensor, settings: MaskSettings | None = None) -> torch.Tensor:
     """(B, 1, H/8, W/8) float fine mask (last kernel) for the α-weighted loss of official ``p_losses``."""
-    settings = settings or MaskSettings.released_train()
+    settings = settings or MaskSettings.for_schedule("released_train")
     return settings.pose_regions(pose_image, settings.kernels[-1:])[0, :, None].float()
 
 

@@ -4,7 +4,10 @@ A small ViT over the inject layer's feature map: 3×3 conv to ``reduced_channels
 LayerNorm/Linear/LayerNorm to ``dim``, a fixed 2-D sin-cos position embedding, ``depth`` pre-norm
 attention + MLP layers, then back to the feature map through a 3×3 conv. Layer ``i`` lets a query attend a
 key only when either token lies in that layer's pose mask; a disallowed logit is *replaced by the minimum of
-the whole logits tensor of the call* (what the released code does), not by -inf.
+the whole logits tensor of the call* (what the released code does), not by -inf. Given ``row_latents`` (which
+latent each row belongs to), the minimum is taken over the rows of the same latent instead: equal to the
+release for its evaluation call (one latent's [uncond; cond] rows) and independent of the other latents of a
+batch, so a video frame gets the same result in any batch or context window (docs/video.md).
 
 Any grid: the official code fixes the embedding to a 32×32 patch grid (512² px). We evaluate the same
 sin-cos formula at the integer patch coordinates of the actual grid, so at 512² it is bit-identical and at
@@ -45,19 +48,26 @@ def patch_grid_masks(masks: torch.Tensor, patch: int) -> torch.Tensor:
     return masks.unflatten(-1, (gw, patch)).unflatten(-3, (gh, patch)).any(-1).any(-2)
 
 
-def token_masks(masks: torch.Tensor, patch: int) -> torch.Tensor:
-    """(…, h, w) latent-grid masks -> (…, tokens) in the ViT's (h w) token order."""
+def to_token_masks(masks: torch.Tensor, patch: int) -> torch.Tensor:
+    """(…, h, w) latent-grid masks -> token masks (…, tokens) in the ViT's (h w) token order: per ViT layer
+    (depth, B, tokens) for :meth:`PMSAViT.forward`, a token is in the layer's pose mask when True."""
     return patch_grid_masks(masks, patch).flatten(-2)
 
 
 def min_filled_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens_in: torch.Tensor, fill: torch.Tensor | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    token_mask: torch.Tensor,
+    fill: torch.Tensor | None = None,
+    row_latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Softmax attention where pair (i, j) is allowed iff ``tokens_in[i] or tokens_in[j]``.
+    """Softmax attention where pair (i, j) is allowed iff ``token_mask[i] or token_mask[j]``.
 
-    q, k, v: (B, H, N, d) with q already scaled; tokens_in: (B, N) bool. As in the released PMSA, a disallowed
-    logit is replaced by the minimum ``m`` of all logits of the call (a constant: the release detaches it);
-    ``fill`` gives ``m`` when it is already known (:func:`min_logit` of the call's distinct rows).
+    q, k, v: (B, H, N, d) with q already scaled; token_mask: (B, N) bool, one layer's token masks. As in the
+    released PMSA, a disallowed logit is replaced by the minimum ``m`` of all logits of the call (a constant: the
+    release detaches it), or of the rows of the same latent when ``row_latents`` (B,) is given
+    (:func:`fill_logit`); ``fill`` gives ``m`` (a scalar or one per row) when it is already known.
 
     Evaluated exactly without filling a (B, H, N, N) tensor: a query in the mask may attend every key, so it is
     plain attention; a query outside the mask sees the in-mask keys plus ``n_out`` keys of logit ``m``, which
@@ -65,20 +75,30 @@ def min_filled_attention(
     values. Rows whose mask covers every token are plain attention. The cost is the search for ``m`` (a blocked
     matmul, never stored whole) plus attention over in-mask queries × all keys and the rest × in-mask keys.
     """
-    full = tokens_in.all(-1)
+    full = token_mask.all(-1)
     if bool(full.all()):
         return F.scaled_dot_product_attention(q, k, v, scale=1.0)
-    fill = min_logit(q, k) if fill is None else fill
+    fill = fill_logit(row_min_logits(q, k), row_latents) if fill is None else fill
     if not bool(full.any()):
-        return _masked_rows_attention(q, k, v, tokens_in, fill)
+        return _masked_rows_attention(q, k, v, token_mask, fill)
     out = torch.empty_like(q)
     out[full] = F.scaled_dot_product_attention(q[full], k[full], v[full], scale=1.0)
-    out[~full] = _masked_rows_attention(q[~full], k[~full], v[~full], tokens_in[~full], fill)
+    partial_fill = fill[~full] if fill.ndim else fill
+    out[~full] = _masked_rows_attention(q[~full], k[~full], v[~full], token_mask[~full], partial_fill)
     return out
 
 
-def min_logit(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """``(q @ kᵀ).min()`` over the whole call, detached, from blocks of queries written into one reused buffer."""
+def fill_logit(row_minima: torch.Tensor, row_latents: torch.Tensor | None) -> torch.Tensor:
+    """The fill ``m``: the call's minimum (released), or per row the minimum over the rows of its latent."""
+    if row_latents is None:
+        return row_minima.amin()
+    latents = row_latents.to(row_minima.device)
+    per_latent = row_minima.new_full((int(latents.max()) + 1,), float("inf"))
+    return per_latent.scatter_reduce(0, latents, row_minima, "amin")[latents]
+
+
+def row_min_logits(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """(B,) ``(q @ kᵀ).min()`` of each row, detached, from blocks of queries written into one reused buffer."""
     q, kt = q.detach(), k.detach().transpose(-1, -2)
     n = q.shape[-2]
     rows = min(n, max(1, _min_search_block(q.device) // (q.shape[0] * q.shape[1] * kt.shape[-1])))
@@ -87,20 +107,20 @@ def min_logit(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     for start in range(0, n, rows):
         block = q[..., start : start + rows, :]
         logits = torch.matmul(block, kt, out=buffer) if block.shape[-2] == rows else block @ kt
-        minima.append(logits.amin())
-    return torch.stack(minima).amin()
+        minima.append(logits.flatten(1).amin(1))
+    return torch.stack(minima).amin(0)
 
 
 def _masked_rows_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tokens_in: torch.Tensor, fill: torch.Tensor
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, token_mask: torch.Tensor, fill: torch.Tensor
 ) -> torch.Tensor:
     """:func:`min_filled_attention` for rows with at least one token outside the mask."""
     b, _, n, _ = q.shape
-    inside, inside_valid = _selected_first(tokens_in)
-    outside, outside_valid = _selected_first(~tokens_in)
-    n_out = (~tokens_in).sum(-1)
+    inside, inside_valid = _selected_first(token_mask)
+    outside, outside_valid = _selected_first(~token_mask)
+    n_out = (~token_mask).sum(-1)
     wide = torch.promote_types(v.dtype, torch.float32)  # half-precision sums of many values can overflow
-    outside_sum = (v * (~tokens_in)[:, None, :, None]).sum(-2, keepdim=True, dtype=wide)
+    outside_sum = (v * (~token_mask)[:, None, :, None]).sum(-2, keepdim=True, dtype=wide)
     virtual_value = outside_sum / n_out[:, None, None, None]
     keys = torch.cat([_take(k, inside), k.new_zeros(b, k.shape[1], 1, k.shape[3])], dim=2)
     values = torch.cat([_take(v, inside), virtual_value.to(v.dtype)], dim=2)
@@ -142,17 +162,25 @@ class Attention(nn.Module):
         self.to_qkv = ops.Linear(dim, heads * dim_head * 3, bias=False)
         self.to_out = ops.Linear(heads * dim_head, dim, bias=False)
 
-    def forward(self, x: torch.Tensor, tokens_in: torch.Tensor | None, groups: RowGroups | None = None) -> torch.Tensor:
-        """x: (B, N, dim), or one row per group of ``groups`` whose masks differ (the result has all B rows)."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        token_mask: torch.Tensor | None,
+        groups: RowGroups | None = None,
+        row_latents: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x: (B, N, dim), or one row per group of ``groups`` whose masks differ (the result has all B rows);
+        token_mask: (B, N) bool, this layer's token masks, or None (unmasked); row_latents: (B,) latent of each
+        row (scope of the fill minimum) or None (the whole call)."""
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in self.to_qkv(self.norm(x)).chunk(3, -1))
-        if tokens_in is None:
+        if token_mask is None:
             out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         elif groups is None:
-            out = min_filled_attention(q * self.scale, k, v, tokens_in)
-        else:  # masks differ within a group; its rows share their logits, hence the call's minimum
+            out = min_filled_attention(q * self.scale, k, v, token_mask, row_latents=row_latents)
+        else:  # masks differ within a group; its rows share their logits, hence their minima
             q = q * self.scale
-            fill = min_logit(q, k)
-            out = min_filled_attention(groups.expand(q), groups.expand(k), groups.expand(v), tokens_in, fill)
+            fill = fill_logit(groups.expand(row_min_logits(q, k)), row_latents)
+            out = min_filled_attention(groups.expand(q), groups.expand(k), groups.expand(v), token_mask, fill)
         return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -175,16 +203,23 @@ class Transformer(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, layer_tokens_in: torch.Tensor | None, groups: RowGroups | None = None
+        self,
+        x: torch.Tensor,
+        token_masks: torch.Tensor | None,
+        groups: RowGroups | None = None,
+        row_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x: (B, N, dim), or one row per group of equal rows; rows are computed once until their masks differ."""
         for i, (attn, ff) in enumerate(self.layers):
-            tokens_in = None if layer_tokens_in is None else layer_tokens_in[i]
-            if groups is not None and tokens_in is not None and not groups.uniform(tokens_in):
-                x = attn(x, tokens_in, groups).add_(groups.expand(x))
+            token_mask = None if token_masks is None else token_masks[i]
+            if groups is not None and token_mask is not None and not groups.uniform(token_mask):
+                x = attn(x, token_mask, groups, row_latents).add_(groups.expand(x))
                 groups = None
+            elif groups is None or token_mask is None:
+                x = attn(x, token_mask, row_latents=row_latents if groups is None else None).add_(x)
             else:
-                x = attn(x, tokens_in if groups is None or tokens_in is None else groups.pick(tokens_in)).add_(x)
+                picked = None if row_latents is None else groups.pick(row_latents)
+                x = attn(x, groups.pick(token_mask), row_latents=picked).add_(x)
             x = ff(x).add_(x)
         return x if groups is None else groups.expand(x)
 
@@ -218,10 +253,14 @@ class PMSAViT(nn.Module):
         self.to_out = nn.Sequential(nn.Identity(), ops.Conv2d(reduced_channels, channels, 3, padding=1))
 
     def forward(
-        self, x: torch.Tensor, layer_tokens_in: torch.Tensor | None = None, groups: RowGroups | None = None
+        self,
+        x: torch.Tensor,
+        token_masks: torch.Tensor | None = None,
+        groups: RowGroups | None = None,
+        row_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: (B, C, h, w), or one row per group of ``groups``; layer_tokens_in: (depth, B, tokens) bool from
-        :func:`token_masks`, or None. Returns (B, C, h, w)."""
+        """x: (B, C, h, w), or one row per group of ``groups``; token_masks: (depth, B, tokens) bool from
+        :func:`to_token_masks`, or None. Returns (B, C, h, w)."""
         _, _, h, w = x.shape
         p = self.patch
         gh, gw = -(-h // p), -(-w // p)
@@ -230,6 +269,6 @@ class PMSAViT(nn.Module):
         y = rearrange(y, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
         y = emb[4](emb[3](emb[2](y)))
         y = y + posemb_sincos_2d(gh, gw, self.dim).to(y.device, y.dtype)
-        y = self.transformer(y, layer_tokens_in, groups)
+        y = self.transformer(y, token_masks, groups, row_latents)
         y = rearrange(y, "b (h w) (p1 p2 c) -> b c (h p1) (w p2)", h=gh, p1=p, p2=p)
         return self.to_out[1](y[:, :, :h, :w])

@@ -2,9 +2,10 @@
 
 Backends (none downloads anything; each is offered only when it can run):
 
-* ``mediapipe``: BlazePose of ``mediapipe==0.10.14`` (``model_complexity=1``, whose model files ship inside the
-  wheel; complexities 0 and 2 would download), one person, BlazePose-33 mapped to COCO-17 with each landmark's
-  visibility as confidence.
+* ``blazepose`` (default): MediaPipe's BlazePose (full) networks shipped with the pack and run in PyTorch
+  (:mod:`.blazepose`), one person, BlazePose-33 mapped to COCO-17 with each landmark's visibility as confidence.
+  Works on every Python ComfyUI runs on, needs no extra package. ``mediapipe``, its name before the pack
+  embedded the networks, is accepted for saved workflows and gives the same detector.
 * ``openpose``: controlnet_aux's OpenPose body estimator (multi-person) from a local ``body_pose_model.pth``,
   loaded by controlnet_aux's own ``Body`` class; joints keep their heat-map peak score.
 * ``dwpose``: DWPose (multi-person) from local ``yolox_l.onnx`` + ``dw-ll_ucoco_384.onnx`` with onnxruntime
@@ -26,11 +27,13 @@ from typing import Protocol
 
 import numpy as np
 
+from .blazepose import DETECTOR_STEM, LANDMARK_STEM, MODEL_DIR, BlazePose
 from .dwpose import DETECTOR_FILE, POSE_FILE, DWPoseDetector, rgb_uint8
 from .keypoints import PoseKeypoints
 from .pose_formats import to_coco17
+from .tflite_graph import shard_paths
 
-MEDIAPIPE = "mediapipe"
+BLAZEPOSE = "blazepose"
 OPENPOSE = "openpose"
 DWPOSE = "dwpose"
 
@@ -39,10 +42,8 @@ OPENPOSE_FILE = "body_pose_model.pth"
 # (comfyui_controlnet_aux: ckpts/<hub repo>/<file>).
 OPENPOSE_SUBFOLDERS = ("", "lllyasviel/Annotators", "lllyasviel/ControlNet/annotator/ckpts", "annotator/ckpts")
 DWPOSE_SUBFOLDERS = ("", "yzd-v/DWPose")  # comfyui_controlnet_aux: ckpts/yzd-v/DWPose/
-MEDIAPIPE_MODEL_FILES = (
-    "modules/pose_detection/pose_detection.tflite",
-    "modules/pose_landmark/pose_landmark_full.tflite",
-)
+# Backend names of earlier releases, still accepted (saved workflows, training scripts) -> today's name.
+LEGACY_BACKENDS = {"mediapipe": BLAZEPOSE}
 
 
 class PoseDetector(Protocol):
@@ -53,28 +54,22 @@ class PoseDetector(Protocol):
     def close(self) -> None: ...
 
 
-class MediaPipePoseDetector:
-    """BlazePose (single person) of MediaPipe 0.10.14, offline model (``model_complexity=1``)."""
+class BlazePoseDetector:
+    """The embedded BlazePose (single person, :mod:`.blazepose`) as a :class:`PoseDetector`."""
 
-    def __init__(self) -> None:
-        import mediapipe as mp
-
-        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
+    def __init__(self, device: str = "cpu") -> None:
+        self._model: BlazePose | None = BlazePose(device)
 
     def __call__(self, image: np.ndarray) -> PoseKeypoints:
         image = rgb_uint8(image)
         height, width = image.shape[:2]
-        result = self._pose.process(image)
-        if result.pose_landmarks is None:
+        landmarks = self._model(image)
+        if landmarks is None:
             return PoseKeypoints.empty(width, height)
-        landmarks = np.array(
-            [(mark.x * width, mark.y * height, mark.visibility) for mark in result.pose_landmarks.landmark],
-            np.float32,
-        )
         return PoseKeypoints(to_coco17(landmarks[None], "blazepose33"), width, height)
 
     def close(self) -> None:
-        self._pose.close()
+        self._model = None
 
 
 class OpenPoseBodyDetector:
@@ -116,15 +111,6 @@ def find_weights(filename: str, roots: Sequence[str | os.PathLike], subfolders: 
     return None
 
 
-def mediapipe_ready() -> bool:
-    """mediapipe importable with its bundled BlazePose (full) model files present."""
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    package = Path(next(iter(spec.submodule_search_locations)))
-    return all((package / name).is_file() for name in MEDIAPIPE_MODEL_FILES)
-
-
 @dataclass(frozen=True)
 class BackendStatus:
     """A backend, whether it can run, and the weights it uses or how to make it runnable."""
@@ -135,10 +121,13 @@ class BackendStatus:
     create: Callable[[str], PoseDetector] | None = None  # device -> detector, when available
 
 
-def _mediapipe_status() -> BackendStatus:
-    if not mediapipe_ready():
-        return BackendStatus(MEDIAPIPE, False, "pip install mediapipe==0.10.14 (its wheel ships the model)")
-    return BackendStatus(MEDIAPIPE, True, "BlazePose, 1 person, built in", lambda device: MediaPipePoseDetector())
+def _blazepose_status() -> BackendStatus:
+    try:
+        for stem in (DETECTOR_STEM, LANDMARK_STEM):
+            shard_paths(MODEL_DIR, stem)
+    except FileNotFoundError as error:
+        return BackendStatus(BLAZEPOSE, False, f"{error}")
+    return BackendStatus(BLAZEPOSE, True, "BlazePose, 1 person, built in", BlazePoseDetector)
 
 
 def _put_in(files: str, roots: Sequence[str | os.PathLike]) -> str:
@@ -172,11 +161,12 @@ def _dwpose_status(roots: Sequence[str | os.PathLike]) -> BackendStatus:
 
 def backend_statuses(roots: Sequence[str | os.PathLike]) -> list[BackendStatus]:
     """Every backend with its status, in order of preference (the first available one is the default)."""
-    return [_mediapipe_status(), _dwpose_status(roots), _openpose_status(roots)]
+    return [_blazepose_status(), _dwpose_status(roots), _openpose_status(roots)]
 
 
 def create_detector(name: str, roots: Sequence[str | os.PathLike], device: str = "cpu") -> PoseDetector:
-    """Build backend ``name``; a clear error says how to enable it when it cannot run."""
+    """Build backend ``name`` (or a legacy name of it); a clear error says how to enable it when it cannot run."""
+    name = LEGACY_BACKENDS.get(name, name)
     for status in backend_statuses(roots):
         if status.name == name:
             if status.create is None:

@@ -18,6 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
+
+class PoseDataError(ValueError):
+    """Pose data that cannot be used (a ``POSE_KEYPOINT`` frame, pose JSON, keypoint arrays); says what is wrong."""
+
+
 # Stable-Pose's layout (HumanSD's MMPose COCO-17 detections, official ``ldm/data/dataset_pose.py``).
 COCO17_NAMES: tuple[str, ...] = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
@@ -66,7 +71,7 @@ _LAYOUTS: dict[str, tuple[str, ...]] = {
 def _check(points: np.ndarray, joints: int, layout: str) -> np.ndarray:
     points = np.asarray(points, dtype=np.float32)
     if points.ndim != 3 or points.shape[1:] != (joints, 3):
-        raise ValueError(f"{layout} keypoints must be shaped (people, {joints}, 3), got {points.shape}")
+        raise PoseDataError(f"{layout} keypoints must be shaped (people, {joints}, 3), got {points.shape}")
     return points
 
 
@@ -107,4 +112,4 @@ def layout_for_joint_count(joints: int) -> str:
     for layout in ("openpose18", "body25"):
         if len(_LAYOUTS[layout]) == joints:
             return layout
-    raise ValueError(f"pose_keypoints_2d has {joints} points; expected 18 (OpenPose BODY-18) or 25 (BODY-25)")
+    raise PoseDataError(f"pose_keypoints_2d has {joints} points; expected 18 (OpenPose BODY-18) or 25 (BODY-25)")

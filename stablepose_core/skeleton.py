@@ -14,6 +14,7 @@ made by the official code). At other sizes the line width scales with the short 
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -71,14 +72,25 @@ def render_pose(keypoints: PoseKeypoints, width: int | None = None, height: int 
         keypoints = keypoints.scale_to(width, height)
 
     canvas = np.zeros((height, width, 3), np.uint8)
-    thickness = line_width(width, height)
+    draw_limbs(canvas, keypoints, drawn_people(keypoints), line_width(width, height))
+    return canvas
+
+
+def draw_limbs(
+    canvas: np.ndarray,
+    keypoints: PoseKeypoints,
+    people: Sequence[int],
+    thickness: int,
+    colors: Sequence[tuple[int, int, int]] = LIMB_COLORS,
+) -> None:
+    """Draw ``people``'s visible limbs onto ``canvas`` (uint8 RGB, the keypoints' size) in place, in the official
+    order: per limb a line of ``thickness`` px in ``colors[limb]``, then filled circles at both ends."""
     visible = keypoints.visible
-    for person in drawn_people(keypoints):
+    for person in people:
         # int() truncates like the official int(kpts[k, 0]); present joints are on the canvas, so x, y >= 0.
         points = [(int(x), int(y)) for x, y in keypoints.keypoints[person, :, :2].tolist()]
-        for (a, b), color in zip(COCO17_LIMBS, LIMB_COLORS, strict=True):
+        for (a, b), color in zip(COCO17_LIMBS, colors, strict=True):
             if visible[person, a] and visible[person, b]:
                 cv2.line(canvas, points[a], points[b], color, thickness)
                 cv2.circle(canvas, points[a], thickness // 2, color, -1)
                 cv2.circle(canvas, points[b], thickness // 2, color, -1)
-    return canvas

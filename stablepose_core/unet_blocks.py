@@ -42,22 +42,6 @@ class GroupNorm32(nn.GroupNorm):
         return F.group_norm(x.float(), self.num_groups, weight, bias, self.eps).type(x.dtype)
 
 
-class TimestepSequential(nn.Sequential):
-    """An ``input_blocks.i`` entry: layers that may take the time embedding, text context and pose inputs."""
-
-    def forward(self, x, emb=None, context=None, pose_term=None, token_masks=None):  # type: ignore[override]
-        for layer in self:
-            if isinstance(layer, ResBlock):
-                x = layer(x, emb)
-            elif isinstance(layer, SpatialTransformer):
-                x = layer(x, context)
-            elif hasattr(layer, "takes_pose"):
-                x = layer(x, emb, pose_term, token_masks)
-            else:
-                x = layer(x)
-        return x
-
-
 class ResBlock(nn.Module):
     """LDM ResBlock: GroupNorm-SiLU-conv, + time embedding, GroupNorm-SiLU-dropout-conv, + skip."""
 

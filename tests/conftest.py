@@ -7,13 +7,23 @@ ComfyUI's own custom-node loader.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tools.comfy_host import ComfyHost
-from tools.make_test_models import ModelFiles, ensure_test_models
+from tests.support.browser import chromium
+from tests.support.make_test_models import ModelFiles, ensure_test_models
+from tools.comfy_host import REPO_ROOT, ComfyHost
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that boots ComfyUI in this process (through ``comfy_host``) with ``host``."""
+    for item in items:
+        if "comfy_host" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.host)
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +45,18 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory, test_models: ModelFiles
 
 @pytest.fixture(scope="session")
 def comfy_host(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> ComfyHost:
-    """ComfyUI booted headless with the pack loaded; its folders live under a session temp dir."""
-    return ComfyHost.boot(tmp_path_factory.mktemp("comfyui"), models_dir=models_dir)
+    """ComfyUI booted headless with the pack loaded; its folders live under a session temp dir.
+    ``STABLEPOSE_TEST_PACKS`` (paths joined by ``os.pathsep``) loads other packs beside it for local runs
+    (AnimateDiff-Evolved, Advanced-ControlNet: tests/test_video_packs.py)."""
+    extra = [Path(p) for p in os.environ.get("STABLEPOSE_TEST_PACKS", "").split(os.pathsep) if p]
+    return ComfyHost.boot(tmp_path_factory.mktemp("comfyui"), packs=(REPO_ROOT, *extra), models_dir=models_dir)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium through Selenium (``tests/support/browser.py``), one per test module."""
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture(scope="session")
@@ -164,4 +184,19 @@ def sd15_ui_workflow(test_models: ModelFiles) -> dict[str, Any]:
         "config": {},
         "extra": {},
         "version": 0.4,
+    }
+
+
+@pytest.fixture(scope="module")
+def loaded(comfy_host: ComfyHost, test_models: ModelFiles) -> dict[str, Any]:
+    """The test checkpoint's MODEL, the test adapter and two encoded prompts, loaded through the real nodes."""
+    nodes = comfy_host.nodes
+    model, clip, _ = nodes.CheckpointLoaderSimple().load_checkpoint(test_models.checkpoint.name)
+    stable_pose = comfy_host.node_class("LoadStablePose")().load(test_models.adapter.name)[0]
+    encode = nodes.CLIPTextEncode()
+    return {
+        "model": model,
+        "stable_pose": stable_pose,
+        "positive": encode.encode(clip, "a dancer")[0],
+        "negative": encode.encode(clip, "blurry")[0],
     }

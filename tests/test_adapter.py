@@ -7,7 +7,7 @@ from stablepose_core import pmsa
 from stablepose_core.adapter import AdapterConfig, StablePoseAdapter, control_dict
 from stablepose_core.masks import MaskSettings, pmsa_masks
 from stablepose_core.row_groups import RowGroups
-from tools.reference_weights import sample_pose_image, seeded_state_dict
+from tests.support.reference_weights import sample_pose_image, seeded_state_dict
 
 SMALL = AdapterConfig(
     model_channels=32,
@@ -46,7 +46,10 @@ def test_sd15_config_has_the_released_parameter_count():
     assert len(model.input_blocks) == 12
 
 
-@pytest.mark.parametrize(("height", "width"), [(512, 768), (384, 640), (136, 200), (64, 64)])
+@pytest.mark.parametrize(
+    ("height", "width"),
+    [*(pytest.param(*size, marks=pytest.mark.slow) for size in ((512, 768), (384, 640))), (136, 200), (64, 64)],
+)
 def test_residual_shapes_follow_the_unet_at_any_size(adapter, height, width):
     outs = _run(adapter, height, width, batch=3)
     h, w = height // 8, width // 8
@@ -66,12 +69,12 @@ def test_half_precision_is_finite_and_close(adapter, dtype):
         assert (out.float() - ref).abs().max() <= 0.05 * ref.abs().max() + 1e-3
 
 
-def test_precomputed_pose_features_equal_the_direct_path(adapter):
+def test_precomputed_pose_terms_equal_the_direct_path(adapter):
     pose = sample_pose_image(64, 64)
     x, t, ctx = torch.randn(1, 4, 8, 8), torch.tensor([10.0]), torch.randn(1, 77, 64)
     with torch.no_grad():
         direct = adapter(x, t, ctx, pose_image=pose)
-        cached = adapter(x, t, ctx, pose_features=adapter.encode_pose(pose))
+        cached = adapter(x, t, ctx, pose_terms=adapter.encode_pose(pose))
     assert all(torch.equal(a, b) for a, b in zip(direct, cached, strict=True))
 
 
@@ -90,10 +93,10 @@ def test_position_embedding_matches_the_official_formula_and_extends():
     torch.testing.assert_close(wide[y * 48 + x], expected)
 
 
-def naive_min_filled_attention(q, k, v, tokens_in):
+def naive_min_filled_attention(q, k, v, token_mask):
     """The released definition, written densely: disallowed logits replaced by the minimum of all logits."""
     logits = q @ k.transpose(-1, -2)
-    allowed = tokens_in[:, None, :, None] | tokens_in[:, None, None, :]
+    allowed = token_mask[:, None, :, None] | token_mask[:, None, None, :]
     return torch.where(allowed, logits, logits.min().detach()).softmax(-1) @ v
 
 
@@ -101,16 +104,16 @@ def naive_min_filled_attention(q, k, v, tokens_in):
 def test_min_filled_attention_equals_the_dense_definition(monkeypatch, min_search_block):
     g = torch.Generator().manual_seed(0)
     q, k, v = (2 * torch.randn(5, 3, 50, 8, generator=g, dtype=torch.float64) for _ in range(3))
-    tokens_in = torch.rand(5, 50, generator=g) > torch.tensor([[0.9], [0.7], [0.2], [0.0], [1.0]])
-    assert tokens_in[3].all() and not tokens_in[4].any()  # a full row and an empty one among partial rows
+    token_mask = torch.rand(5, 50, generator=g) > torch.tensor([[0.9], [0.7], [0.2], [0.0], [1.0]])
+    assert token_mask[3].all() and not token_mask[4].any()  # a full row and an empty one among partial rows
     if min_search_block:  # several query blocks and a remainder in the search for the minimum
         monkeypatch.setattr(pmsa, "_min_search_block", lambda device: min_search_block)
-    expected = naive_min_filled_attention(q, k, v, tokens_in)
-    torch.testing.assert_close(pmsa.min_filled_attention(q, k, v, tokens_in), expected, rtol=0, atol=1e-12)
+    expected = naive_min_filled_attention(q, k, v, token_mask)
+    torch.testing.assert_close(pmsa.min_filled_attention(q, k, v, token_mask), expected, rtol=0, atol=1e-12)
     for rows in ([0, 1, 2], [4]):  # only masked rows, only an empty row: the minimum is taken over the call
-        subset = naive_min_filled_attention(q[rows], k[rows], v[rows], tokens_in[rows])
+        subset = naive_min_filled_attention(q[rows], k[rows], v[rows], token_mask[rows])
         torch.testing.assert_close(
-            pmsa.min_filled_attention(q[rows], k[rows], v[rows], tokens_in[rows]), subset, rtol=0, atol=1e-12
+            pmsa.min_filled_attention(q[rows], k[rows], v[rows], token_mask[rows]), subset, rtol=0, atol=1e-12
         )
 
 
@@ -144,12 +147,12 @@ def test_invalid_configs_are_explained(kwargs, message):
 def test_min_filled_attention_backward_treats_the_fill_as_a_constant():
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(2, 2, 12, 4, generator=g, requires_grad=True) for _ in range(3))
-    tokens_in = torch.stack([torch.arange(12) % 4 == 0, torch.ones(12, dtype=torch.bool)])
-    pmsa.min_filled_attention(q, k, v, tokens_in).square().sum().backward()
+    token_mask = torch.stack([torch.arange(12) % 4 == 0, torch.ones(12, dtype=torch.bool)])
+    pmsa.min_filled_attention(q, k, v, token_mask).square().sum().backward()
     ours = [t.grad.clone() for t in (q, k, v)]
     for t in (q, k, v):
         t.grad = None
-    naive_min_filled_attention(q, k, v, tokens_in).square().sum().backward()
+    naive_min_filled_attention(q, k, v, token_mask).square().sum().backward()
     for mine, reference in zip(ours, (q.grad, k.grad, v.grad), strict=True):
         torch.testing.assert_close(mine, reference)
 
@@ -171,7 +174,7 @@ def test_equal_cfg_rows_are_computed_once_with_the_same_result(adapter, monkeypa
     block = adapter.input_blocks[SMALL.inject_layers[0]][0]
     pose = sample_pose_image(64, 96).repeat(4, 1, 1, 1)
     masks = pmsa_masks(pose, torch.tensor([True, True, False, False]), MaskSettings(schedule=schedule))
-    tokens = None if masks is None else pmsa.token_masks(masks, SMALL.vit_patch)
+    tokens = None if masks is None else pmsa.to_token_masks(masks, SMALL.vit_patch)
     g = torch.Generator().manual_seed(0)
     x, emb = torch.randn(2, 32, 8, 12, generator=g).repeat(2, 1, 1, 1), torch.randn(2, 128, generator=g).repeat(2, 1)
     pose_term = block.pose_term(torch.randn(2, 32, 8, 12, generator=g).repeat(2, 1, 1, 1))
@@ -191,3 +194,18 @@ def test_equal_cfg_rows_are_computed_once_with_the_same_result(adapter, monkeypa
     torch.testing.assert_close(grouped, row_by_row, rtol=1e-5, atol=1e-6)
     assert seen["conv"] == [2, 4]
     assert seen["last mlp"] == ([4, 4] if schedule == "released" else [2, 4])  # masks differ from layer 0 on
+
+
+def test_fill_per_latent_equals_the_dense_definition_per_latent():
+    """With ``row_latents`` each latent's rows get the release's result for a call holding only them."""
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (0.5 * torch.randn(6, 2, 30, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    tokens_in = torch.rand(6, 30, generator=g) > torch.tensor([[0.3], [1.0], [0.6], [0.0], [0.5], [0.8]])
+    latents = torch.tensor([0, 1, 2, 0, 1, 2])
+    ours = pmsa.min_filled_attention(q, k, v, tokens_in, row_latents=latents)
+    for latent in range(3):
+        rows = latents == latent
+        expected = naive_min_filled_attention(q[rows], k[rows], v[rows], tokens_in[rows])
+        torch.testing.assert_close(ours[rows], expected, rtol=1e-6, atol=1e-8)  # the fill bias is float32
+    call = pmsa.min_filled_attention(q, k, v, tokens_in)
+    assert (ours - call).abs().max() > 1e-3, "the call's minimum gives other results"

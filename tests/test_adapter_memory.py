@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from stablepose_core.adapter import AdapterConfig, StablePoseAdapter
 from stablepose_core.checkpoints import load_adapter, save_adapter
 from stablepose_core.masks import MaskSettings, pmsa_masks
-from tools.reference_weights import sample_pose_image, seeded_state_dict
+from tests.support.reference_weights import sample_pose_image, seeded_state_dict
 
 SMALL = AdapterConfig(
     model_channels=32,

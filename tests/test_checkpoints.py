@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -21,7 +22,7 @@ from stablepose_core.checkpoints import (
     save_adapter,
 )
 from stablepose_core.unet_blocks import ResBlock
-from tools.reference_weights import seeded_state_dict
+from tests.support.reference_weights import seeded_state_dict
 
 SMALL = AdapterConfig(
     model_channels=32,
@@ -31,13 +32,6 @@ SMALL = AdapterConfig(
     context_dim=64,
     inject_channels=(32,),
 )
-
-
-class LightningHyperParameters:
-    """Stands for the Python objects a Lightning checkpoint pickles beside the weights."""
-
-    def __init__(self):
-        self.lr = 1e-5
 
 
 class Exploit:
@@ -59,7 +53,9 @@ def official_file(tmp_path, adapter_sd):
     state["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(32, 4, 3, 3)
     state["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(77)
     path = tmp_path / "final.ckpt"
-    torch.save({"state_dict": state, "hyper_parameters": LightningHyperParameters(), "epoch": 3}, path)
+    # Lightning pickles hyper-parameters as a dict and numpy scalars in callback/loop states: inert data
+    loops = {"fit_loop": {"best_score": np.float64(0.25), "dtype": np.dtype("float32")}}
+    torch.save({"state_dict": state, "hyper_parameters": {"lr": 1e-5}, "loops": loops, "epoch": 3}, path)
     return path
 
 

@@ -1,7 +1,7 @@
 """Our adapter, PMSA block and masks against tensors recorded from the official code.
 
 The references were made by ``tools/make_core_references.py`` (it runs the official repository; see its
-docstring). Weights and inputs are regenerated here from names and seeds by ``tools.reference_weights``.
+docstring). Weights and inputs are regenerated here from names and seeds by ``tests.support.reference_weights``.
 """
 
 from pathlib import Path
@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 from stablepose_core.adapter import AdapterConfig, AttnResBlock, StablePoseAdapter
 from stablepose_core.masks import MaskSettings, pmsa_masks, pose_region_masks
-from stablepose_core.pmsa import token_masks
-from tools.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
+from stablepose_core.pmsa import to_token_masks
+from tests.support.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 
 DATA = Path(__file__).parent / "data" / "core"
 SUBSAMPLE = 8
@@ -48,12 +48,12 @@ def test_eval_masks_equal_the_official_layer_assignment(refs, eval_masks):
     official = refs["masks"]["eval_pose_mask"].bool()  # [ones, k23, ones, k13] as DDIM concatenates them
     assert torch.equal(eval_masks[0], official[0:2])
     assert torch.equal(eval_masks[1], official[2:4])
-    assert torch.equal(token_masks(eval_masks, 2), refs["masks"]["eval_layer_tokens"])
+    assert torch.equal(to_token_masks(eval_masks, 2), refs["masks"]["eval_layer_tokens"])
     assert not torch.equal(official[1], official[3]), "k=23 and k=13 differ for this pose"
 
 
 def test_training_masks_reproduce_the_roundoff(refs, pose):
-    settings = MaskSettings.released_train()
+    settings = MaskSettings.for_schedule("released_train")
     ours = pose_region_masks(pose, settings.kernels, settings.sigma, settings.threshold, exact_roundoff=True)
     official = refs["masks"]["train_pose_mask"].bool()
     assert bool(official[0].all()), "official k=23 training mask covers the whole frame"
@@ -82,5 +82,5 @@ def test_sd15_pmsa_block_matches_official_at_512(refs, eval_masks):
     block.load_state_dict(seeded_state_dict(block))
     inputs = seeded_inputs({"h": (2, 320, 64, 64), "emb": (2, 1280), "features": (2, 192, 64, 64)}, seed=2)
     with torch.no_grad():
-        out = block(inputs["h"], inputs["emb"], block.pose_term(inputs["features"]), token_masks(eval_masks, 2))
+        out = block(inputs["h"], inputs["emb"], block.pose_term(inputs["features"]), to_token_masks(eval_masks, 2))
     _compare(out, ref)

@@ -1,6 +1,7 @@
-"""DWPose on random weights of the true networks: YOLOX-L and RTMPose-L exported to ONNX by ``tools/dwpose_models.py``
-into ``.cache/test-models/ckpts/yzd-v/DWPose/`` (comfyui_controlnet_aux's layout), run by the pack's real loading
-code. The numbers are meaningless; the files, the loading and the plumbing are the real ones."""
+"""DWPose on random weights of the true networks: YOLOX-L and RTMPose-L exported to ONNX by
+``tests/support/dwpose_models.py`` into ``.cache/test-models/ckpts/yzd-v/DWPose/`` (comfyui_controlnet_aux's
+layout), run by the pack's real loading code. The numbers are meaningless; the files, the loading and the
+plumbing are the real ones."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from stablepose_core.dwpose import DETECTOR_FILE, JOINT_SCORE, POSE_FILE, box_to
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
 from stablepose_core.pose_detection import DWPOSE, backend_statuses, create_detector
 from stablepose_core.skeleton import render_pose
-from tools.dwpose_models import (
+from tests.support.dwpose_models import (
     CKPTS_DIR,
     RTMPOSE_L_BODY_GMACS,
     RTMPOSE_L_BODY_PARAMS_M,
@@ -97,6 +98,7 @@ def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
     np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_onnx_graphs_compute_the_torch_networks(sessions):
     """The exported graphs (BatchNorm folded) give the modules' outputs, on the photo as the pipeline feeds it."""
     detector, pose = sessions
@@ -129,6 +131,7 @@ def test_offered_where_users_keep_the_files(dwpose_files, tmp_path):
     assert status.available and str(pose_detectors) in status.detail
 
 
+@pytest.mark.slow
 def test_detects_on_a_photo(dwpose_files, sessions):
     photo = data.astronaut()
     detector = create_detector(DWPOSE, [CKPTS_DIR])
@@ -150,6 +153,7 @@ def test_detects_on_a_photo(dwpose_files, sessions):
         assert (np.abs(person[person[:, 2] > 0, :2] - centre) <= crop_size / 2).all()
 
 
+@pytest.mark.slow
 def test_extract_node_runs_dwpose(comfy_host, dwpose_files):
     """Through ComfyUI's executor, with the files in ``models/pose_detectors/``."""
     pose_detectors = comfy_host.models_dir / "pose_detectors"

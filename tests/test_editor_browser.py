@@ -1,6 +1,6 @@
 """End-to-end test of the pose editor in a real browser against the real ComfyUI server.
 
-Starts ComfyUI's ``main.py`` (the host of ``tools/comfy_host.comfyui_path()``, its frontend package; another
+Starts ComfyUI's ``main.py`` (the host ``stablepose_host.find_comfyui()`` finds, its frontend package; another
 frontend with ``STABLEPOSE_FRONTEND_ROOT``) on 127.0.0.1 with this pack installed as a custom node, drives
 Debian's headless Chromium through Selenium (``tools/install_browser.sh`` installs both), loads
 ``workflows/pose_editor.json``, opens the editor from the node's button, adds a person, drags the right
@@ -13,16 +13,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,82 +23,25 @@ import pytest
 from PIL import Image
 
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.pose_keyframes import clip_from_keyframes
 from stablepose_core.skeleton import LIMB_COLORS, render_pose
-from tools.comfy_host import REPO_ROOT, comfyui_path
+from tests.support.browser import (
+    ComfyServer,
+    assert_no_extension_errors,
+    load_page,
+    queue_and_wait,
+    run_js,
+    wait_for,
+)
+from tools.comfy_host import REPO_ROOT
 
-CHROMIUM = os.environ.get("STABLEPOSE_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("STABLEPOSE_CHROMEDRIVER", "/usr/bin/chromedriver")
+pytestmark = pytest.mark.browser
+
 WORKFLOW = REPO_ROOT / "workflows" / "pose_editor.json"
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
-PACK_NAME = "stable_pose"  # folder name under custom_nodes: the web files are served at /extensions/stable_pose/
 RIGHT_WRIST = COCO17_NAMES.index("right_wrist")
 RIGHT_FOREARM = 9  # limb (right elbow, right wrist)
 DRAG = (-60, -90)  # screen pixels the right wrist is dragged by
-BOOT_TIMEOUT_S = 180
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class ComfyServer:
-    """ComfyUI's own ``main.py`` in a subprocess, with its folders under ``base`` and the pack linked in."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = base / "server.log"
-        (base / "custom_nodes").mkdir(parents=True)
-        (base / "custom_nodes" / PACK_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
-        command = [
-            sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-            "--disable-auto-launch", "--base-directory", str(base), "--database-url", f"sqlite:///{base}/comfyui.db",
-        ]  # fmt: skip
-        if os.environ.get("STABLEPOSE_FRONTEND_ROOT"):
-            command += ["--front-end-root", os.environ["STABLEPOSE_FRONTEND_ROOT"]]
-        self.log = self.log_path.open("w")
-        self.process = subprocess.Popen(command, cwd=comfyui_path(), stdout=self.log, stderr=subprocess.STDOUT)
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + BOOT_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                self.get_json("/object_info/StablePoseEditor")
-                return
-            except OSError:
-                time.sleep(1)
-        raise RuntimeError(f"ComfyUI did not answer within {BOOT_TIMEOUT_S} s:\n{self.log_tail()}")
-
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
-            return response.read()
-
-    def get_json(self, path: str) -> Any:
-        return json.loads(self.get(path))
-
-    def post_json(self, path: str, value: Any) -> None:
-        request = urllib.request.Request(
-            self.url + path, json.dumps(value).encode(), {"Content-Type": "application/json"}, method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=30):
-            pass
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -118,57 +54,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: run tools/install_browser.sh (Debian chromium, chromium-driver)")
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager try to download a browser
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("the selenium package is missing: pip install -r requirements-dev.txt")
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_script_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def run_js(driver: Any, body: str, *args: Any) -> Any:
-    """Run an async function body in the page (``app`` and ``args`` in scope) and return its JSON result."""
-    script = f"""
-        const done = arguments[arguments.length - 1];
-        const args = Array.from(arguments).slice(0, -1);
-        const app = window.comfyAPI.app.app;
-        (async () => {{ {body} }})().then(
-            (value) => done({{ ok: true, value: JSON.stringify(value ?? null) }}),
-            (error) => done({{ ok: false, error: String(error && error.stack || error) }}),
-        );
-    """
-    result = driver.execute_async_script(script, *args)
-    if not result["ok"]:
-        raise AssertionError(f"page script failed: {result['error']}")
-    return json.loads(result["value"])
-
-
-def wait_for(driver: Any, condition_js: str, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if driver.execute_script(f"try {{ return !!({condition_js}); }} catch (e) {{ return false; }}"):
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pointer_drag(driver: Any, start: tuple[float, float], delta: tuple[float, float], steps: int = 8) -> None:
@@ -190,16 +75,6 @@ def click_at(driver: Any, point: tuple[float, float]) -> None:
     actions = ActionBuilder(driver)
     actions.pointer_action.move_to_location(round(point[0]), round(point[1])).click()
     actions.perform()
-
-
-def wait_for_history(server: ComfyServer, prompt_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entry = server.get_json(f"/history/{prompt_id}").get(prompt_id)
-        if entry and entry.get("status", {}).get("completed") is not None:
-            return entry
-        time.sleep(0.5)
-    raise AssertionError(f"prompt {prompt_id} did not finish:\n{server.log_tail()}")
 
 
 def open_editor(driver: Any, node_id: int) -> Any:
@@ -224,31 +99,6 @@ def open_editor(driver: Any, node_id: int) -> Any:
     return driver.find_element("css selector", "[data-stable-pose-editor=open]")
 
 
-def load_page(driver: Any, server: ComfyServer) -> None:
-    driver.get(server.url)
-    wait_for(
-        driver,
-        "window.comfyAPI.app.app.graph && LiteGraph.registered_node_types['StablePoseEditor'] && "
-        "window.comfyAPI.app.app.extensions.some((e) => e.name === 'StablePose.PoseEditor')",
-        "the frontend with the pack's extension",
-    )
-
-
-def queue_and_wait(driver: Any, server: ComfyServer) -> dict[str, Any]:
-    """Queue the graph as the Run button does (graphToPrompt + queuePrompt); returns the history entry."""
-    queued = run_js(
-        driver,
-        """
-        const { output, workflow } = await app.graphToPrompt();
-        return await window.comfyAPI.api.api.queuePrompt(0, { output, workflow });
-        """,
-    )
-    entry = wait_for_history(server, queued["prompt_id"])
-    errors = [data for event, data in entry["status"]["messages"] if event == "execution_error"]
-    assert entry["status"]["status_str"] == "success", [(e["node_type"], e["exception_message"]) for e in errors]
-    return entry
-
-
 def saved_image(server: ComfyServer, entry: dict[str, Any]) -> np.ndarray:
     saved = next(output["images"][0] for output in entry["outputs"].values() if output.get("images"))
     query = urllib.parse.urlencode({key: saved[key] for key in ("filename", "subfolder", "type")})
@@ -259,11 +109,6 @@ def pose_widget_value(driver: Any, node_id: int) -> str:
     return run_js(
         driver, "return app.graph.getNodeById(args[0]).widgets.find((w) => w.name === 'pose_json').value;", node_id
     )
-
-
-def assert_no_extension_errors(driver: Any) -> None:
-    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and PACK_NAME in e["message"]]
-    assert not errors, errors
 
 
 def test_edit_in_browser_and_render_on_server(server: ComfyServer, browser: Any) -> None:
@@ -395,7 +240,7 @@ def test_load_from_input_with_background(server: ComfyServer, browser: Any) -> N
     unedited = saved_image(server, entry)
     wait_for(
         driver,
-        f"window.comfyAPI.app.app.graph.getNodeById({node_id}).stablePoseInput?.seed",
+        f"window.comfyAPI.app.app.graph.getNodeById({node_id}).stablePoseInput?.seeds?.length",
         "the input pose to reach the node in the browser",
         30,
     )
@@ -456,3 +301,96 @@ def test_vue_node_renderer(server: ComfyServer, browser: Any) -> None:
         assert_no_extension_errors(driver)
     finally:
         server.post_json("/settings/Comfy.VueNodes.Enabled", False)
+
+
+def saved_images(server: ComfyServer, entry: dict[str, Any]) -> list[np.ndarray]:
+    saved = next(output["images"] for output in entry["outputs"].values() if output.get("images"))
+    pictures = []
+    for image in saved:
+        query = urllib.parse.urlencode({key: image[key] for key in ("filename", "subfolder", "type")})
+        pictures.append(np.asarray(Image.open(io.BytesIO(server.get(f"/view?{query}"))).convert("RGB")))
+    return pictures
+
+
+def editor_state(driver: Any) -> dict[str, Any]:
+    return run_js(
+        driver,
+        """
+        const overlay = document.querySelector("[data-stable-pose-editor=open]");
+        const { model, timeline, current } = overlay.stablePoseEditor;
+        return { frame: current(), pose: model.pose, keys: timeline.keyFrames(), frames: timeline.frameCount,
+                 interpolation: overlay.dataset.interpolation };
+        """,
+    )
+
+
+def test_timeline_keyframes_play_and_queue(server: ComfyServer, browser: Any) -> None:
+    """Nine frames, a key at 0 (a new person) and at 8 (right wrist dragged), scrub, play, apply, queue: every
+    frame the server draws is the core's interpolation of the stored keys, and the editor showed the same."""
+    driver = browser
+    load_page(driver, server)
+    node_id = run_js(
+        driver,
+        """
+        await app.loadGraphData(args[0]);
+        app.canvas.ds.scale = 1;
+        app.canvas.ds.offset = [0, 0];
+        return app.graph._nodes.find((n) => n.type === "StablePoseEditor").id;
+        """,
+        json.loads(WORKFLOW.read_text()),
+    )
+    resources_before = driver.execute_script("return performance.getEntriesByType('resource').length")
+    editor = open_editor(driver, node_id)
+    click = lambda action: editor.find_element("css selector", f"button[data-action={action}]").click()  # noqa: E731
+    frame_count = editor.find_element("css selector", "input[data-role=frame-count]")
+    frame_count.clear()
+    frame_count.send_keys("9\t")
+    assert editor_state(driver)["frames"] == 9
+    click("add-person")
+    for _ in range(8):
+        click("next-frame")
+    state = editor_state(driver)
+    assert state["frame"] == 8 and state["keys"] == [0]
+    wrist = run_js(
+        driver,
+        """
+        const overlay = document.querySelector("[data-stable-pose-editor=open]");
+        const [x, y] = overlay.stablePoseEditor.model.pose.people[0][args[0]];
+        const canvas = overlay.querySelector("canvas");
+        const rect = canvas.getBoundingClientRect();
+        const scale = rect.width / canvas.width;
+        return { screen: [rect.left + x * scale, rect.top + y * scale] };
+        """,
+        RIGHT_WRIST,
+    )
+    pointer_drag(driver, tuple(wrist["screen"]), DRAG)
+    wait_for(driver, "document.querySelector('[data-stable-pose-editor=open]').dataset.interpolation === 'ready'",
+             "the server's in-betweens")  # fmt: skip
+    assert editor_state(driver)["keys"] == [0, 8]
+    for _ in range(4):
+        click("prev-frame")
+    shown_middle = editor_state(driver)
+    assert shown_middle["frame"] == 4
+    click("play")
+    wait_for(driver, "document.querySelector('[data-stable-pose-editor=open]').dataset.frame === '7'", "playback")
+    click("play")
+    assert editor.get_attribute("data-playing") == "no"
+    new_resources = driver.execute_script(
+        "return performance.getEntriesByType('resource').slice(arguments[0]).map((e) => e.name)", resources_before
+    )
+    assert not [url for url in new_resources if not url.startswith(server.url)], new_resources
+    click("apply")
+    wait_for(driver, "!document.querySelector('[data-stable-pose-editor=open]')", "the editor to close", 10)
+
+    stored = json.loads(pose_widget_value(driver, node_id))
+    assert stored["format"] == "stable-pose-coco17-keyframes" and stored["frames"] == 9
+    assert [key["frame"] for key in stored["keys"]] == [0, 8]
+    clip = clip_from_keyframes(stored)
+    np.testing.assert_allclose(shown_middle["pose"]["people"], clip.keypoints[4], atol=1e-4)
+    assert not np.allclose(clip.keypoints[4], clip.keypoints[0]), "frame 4 is an in-between, not a held key"
+    entry = queue_and_wait(driver, server)
+    images = saved_images(server, entry)
+    assert len(images) == 9
+    for frame, image in enumerate(images):
+        np.testing.assert_array_equal(image, render_pose(clip.poses()[frame]), err_msg=f"frame {frame}")
+    assert_no_extension_errors(driver)

@@ -23,6 +23,9 @@ from PIL import Image
 from skimage import data
 
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.pose_interpolation import interpolate_keys
+from stablepose_core.pose_keyframes import clip_from_keyframes, keyframes_document
+from stablepose_core.pose_sequence import PoseSequence
 from stablepose_core.skeleton import LIMB_COLORS, render_pose
 
 NODE = "StablePoseEditor"
@@ -61,7 +64,7 @@ def editor_module(comfy_host):
 
 def test_registered_with_display_name_and_inputs(comfy_host):
     pack = next(iter(comfy_host.pack_modules.values()))
-    assert pack.NODE_DISPLAY_NAME_MAPPINGS[NODE] == "Stable-Pose Editor"
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS[NODE] == "Edit Pose (Stable-Pose Editor)"
     node_class = comfy_host.node_class(NODE)
     assert node_class.RETURN_TYPES == ("IMAGE", "POSE_KEYPOINT") and node_class.OUTPUT_NODE
     specs = comfy_host.input_specs(NODE)
@@ -81,7 +84,7 @@ def test_round_trip_with_openpose_extract(comfy_host):
     def prompt(pose_json: str) -> dict[str, Any]:
         return {
             "1": {"class_type": "LoadImage", "inputs": {"image": "astronaut_editor.png"}},
-            "2": {"class_type": "OpenPoseExtract", "inputs": {"image": ["1", 0], "backend": "mediapipe"}},
+            "2": {"class_type": "OpenPoseExtract", "inputs": {"image": ["1", 0], "backend": "blazepose"}},
             "3": {
                 "class_type": NODE,
                 "inputs": {
@@ -152,9 +155,20 @@ def test_mirror_swaps_sides(node):
     [
         ("{not json", "pose_json is not valid JSON: Expecting property name"),
         ("[1, 2]", "pose_json must be a JSON object, got list"),
-        ('{"people": []}', 'pose_json must be a "stable-pose-coco17" document or a POSE_KEYPOINT frame'),
-        ('{"format": "stable-pose-coco17", "width": 512, "height": 512}', 'pose_json needs "people"'),
-        ('{"format": "stable-pose-coco17", "people": [], "width": 0, "height": 512}', "positive integer width"),
+        ('{"people": []}', 'pose_json must be a "stable-pose-coco17" or "stable-pose-coco17-keyframes" document'),
+        ('{"format": "stable-pose-coco17-keyframes", "width": 8, "height": 8, "frames": 4, "keys": []}', '"keys"'),
+        (
+            '{"format": "stable-pose-coco17-keyframes", "width": 8, "height": 8, "frames": 4, '
+            '"keys": [{"frame": 5, "people": []}]}',
+            r"key frame numbers must lie in 0\.\.3, got \[5\]",
+        ),
+        ('{"format": "stable-pose-coco17", "width": 512, "height": 512}', '"people" must be a list of people'),
+        ('{"format": "stable-pose-coco17", "people": [], "width": 0, "height": 512}', "width must be a positive"),
+        (
+            '{"format": "stable-pose-coco17", "people": [], "width": 16000, "height": 16000}',
+            "width 16000 is larger than 8192 px",
+        ),
+        ("[" * 100000 + "]" * 100000, "pose_json is nested too deeply"),
         ('{"format": "stable-pose-coco17", "width": 8, "height": 8, "people": [[[1, 2, 1]]]}', "got 1"),
         (
             json.dumps({"format": "stable-pose-coco17", "width": 8, "height": 8, "people": [[[1, 2, 1]] * 16 + [[1]]]}),
@@ -230,17 +244,33 @@ def test_pasted_pose_keypoint_frame_is_accepted(node):
     assert frames == [frame]
 
 
-def test_multi_frame_seed_uses_the_first_frame(node, caplog):
+def test_multi_frame_seed_passes_every_frame(node):
     first, second = standing_person(), standing_person().flip_horizontal()
-    with caplog.at_level(logging.WARNING, logger="stable_pose"):
-        image = node.edit(0, 0, "", pose_keypoint=[first.to_pose_keypoint(), second.to_pose_keypoint()])["result"][0]
-    assert "pose_keypoint has 2 frames; only the first is edited" in caplog.text
-    np.testing.assert_array_equal(to_uint8(image[0]), render_pose(first))
+    output = node.edit(0, 0, "", pose_keypoint=[first.to_pose_keypoint(), second.to_pose_keypoint()])
+    images, frames = output["result"]
+    assert images.shape[0] == 2 and len(frames) == 2 and len(output["ui"]["seed_pose"]) == 2
+    np.testing.assert_array_equal(to_uint8(images[1]), render_pose(second))
 
 
-def route_handler(comfy_host, path: str):
+def keyframes(first: PoseKeypoints, last: PoseKeypoints, frames: int = 9) -> dict[str, Any]:
+    return keyframes_document({0: first.keypoints, frames - 1: last.keypoints}, frames, 512, 768, "ease_in_out")
+
+
+def test_keyframe_edit_outputs_the_core_interpolation(node):
+    first = standing_person()
+    moved = PoseKeypoints(first.keypoints + np.array([40, -30, 0], np.float32), 512, 768)
+    document = keyframes(first, moved)
+    images, frames = node.edit(0, 0, json.dumps(document))["result"]
+    expected = interpolate_keys(PoseSequence.from_poses([first, moved]), [0, 8], 9, "ease_in_out")
+    assert images.shape == (9, 768, 512, 3)
+    np.testing.assert_allclose(PoseSequence.from_pose_keypoint(frames).keypoints, expected.keypoints, atol=1e-3)
+    for index in (0, 4, 8):
+        np.testing.assert_array_equal(to_uint8(images[index]), render_pose(expected.poses()[index]))
+
+
+def route_handler(comfy_host, path: str, method: str = "GET"):
     routes = [route for route in comfy_host.server.routes if getattr(route, "path", None) == path]
-    assert len(routes) == 1 and routes[0].method == "GET", f"{path} is registered once"
+    assert len(routes) == 1 and routes[0].method == method, f"{path} is registered once"
     return routes[0].handler
 
 
@@ -256,6 +286,26 @@ def test_skeleton_spec_route_serves_the_core_constants(comfy_host, editor_module
         assert response.status == 400
 
 
+def test_interpolate_route_serves_the_core_clip(comfy_host):
+    handler = route_handler(comfy_host, "/stable_pose/interpolate", "POST")
+    first = standing_person()
+    document = keyframes(first, first.flip_horizontal())
+
+    async def post(body: bytes) -> Any:
+        request = make_mocked_request("POST", "/stable_pose/interpolate", headers={"Content-Type": "application/json"})
+        request._read_bytes = body  # aiohttp's mocked request reads its body from here
+        return await handler(request)
+
+    response = asyncio.run(post(json.dumps(document).encode()))
+    assert response.status == 200
+    expected = clip_from_keyframes(document)
+    np.testing.assert_allclose(json.loads(response.text)["frames"], expected.keypoints, atol=1e-5)
+    bad = asyncio.run(post(b"{broken"))
+    assert bad.status == 400 and json.loads(bad.text)["error"]
+    wrong = asyncio.run(post(json.dumps({**document, "frames": 0}).encode()))
+    assert wrong.status == 400 and "'frames'" in json.loads(wrong.text)["error"]
+
+
 def js_fixtures(editor_module) -> dict[str, Any]:
     """What tests/js/fixtures.json must hold: the spec, and a pose with its core transforms."""
     pose = standing_person()
@@ -267,6 +317,16 @@ def js_fixtures(editor_module) -> dict[str, Any]:
         "pose": json.loads(pose.to_json()),
         "flipped": json.loads(pose.flip_horizontal().to_json()),
         "fitted_640x480": json.loads(pose.fit_to_canvas(640, 480).to_json()),
+        "keyframes": keyframes_document(
+            {
+                0: np.round(points.astype(np.float64), 2),
+                8: np.round(pose.flip_horizontal().keypoints.astype(np.float64), 2),
+            },
+            9,
+            pose.width,
+            pose.height,
+            "ease_in_out",
+        ),
     }
 
 

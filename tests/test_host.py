@@ -65,6 +65,7 @@ def test_widget_layout_has_the_frontends_hidden_values(comfy_host: ComfyHost) ->
     assert comfy_host.widget_slots("EmptyLatentImage", []) == ["width", "height", "batch_size"]
 
 
+@pytest.mark.slow
 def test_checkpoint_loader_detects_random_checkpoint_as_sd15(sd15_run: RunResult) -> None:
     import comfy.supported_models
 
@@ -74,6 +75,7 @@ def test_checkpoint_loader_detects_random_checkpoint_as_sd15(sd15_run: RunResult
     assert sd15_run.output(4, 1) is not None and sd15_run.output(4, 2) is not None  # CLIP and VAE
 
 
+@pytest.mark.slow
 def test_ui_workflow_runs_through_the_executor(comfy_host: ComfyHost, sd15_run: RunResult) -> None:
     assert sd15_run.ok, sd15_run.errors
     image = sd15_run.output(8)
@@ -84,6 +86,7 @@ def test_ui_workflow_runs_through_the_executor(comfy_host: ComfyHost, sd15_run: 
     assert (comfy_host.workdir / "output" / saved["subfolder"] / saved["filename"]).is_file()
 
 
+@pytest.mark.slow
 def test_random_controlnet_loads_and_steers_sampling(
     comfy_host: ComfyHost, sd15_ui_workflow: dict[str, Any], sd15_run: RunResult
 ) -> None:

@@ -10,7 +10,7 @@ from stablepose_core.masks import (
     pose_region_masks,
     training_loss_mask,
 )
-from tools.reference_weights import sample_pose_image
+from tests.support.reference_weights import sample_pose_image
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,9 @@ def test_paper_schedule_is_the_released_evaluation(pose):
 
 
 def test_released_train_schedule_masks_every_row_and_its_coarse_layer_covers_the_frame(pose):
-    masks = pmsa_masks(pose.repeat(2, 1, 1, 1), torch.tensor([True, False]), MaskSettings.released_train())
+    masks = pmsa_masks(
+        pose.repeat(2, 1, 1, 1), torch.tensor([True, False]), MaskSettings.for_schedule("released_train")
+    )
     assert bool(masks[0].all()), "k=23 blur of the -1 background is > -1 after roundoff"
     assert not bool(masks[1].all()) and torch.equal(masks[1, 0], masks[1, 1])
 

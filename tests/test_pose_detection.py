@@ -8,7 +8,7 @@ from skimage import data
 
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
 from stablepose_core.pose_detection import (
-    MEDIAPIPE,
+    BLAZEPOSE,
     OPENPOSE,
     OPENPOSE_FILE,
     backend_statuses,
@@ -46,20 +46,20 @@ def pck(pose: PoseKeypoints, labels: dict, tolerance: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def mediapipe_detector():
-    detector = create_detector(MEDIAPIPE, [])
+def blazepose_detector():
+    detector = create_detector(BLAZEPOSE, [])
     yield detector
     detector.close()
 
 
-def test_mediapipe_is_offered_without_any_weights():
+def test_blazepose_is_offered_without_any_weights():
     status = {s.name: s for s in backend_statuses([])}
-    assert status[MEDIAPIPE].available
+    assert status[BLAZEPOSE].available
     assert not status[OPENPOSE].available and OPENPOSE_FILE in status[OPENPOSE].detail
 
 
-def test_mediapipe_finds_the_astronaut(mediapipe_detector):
-    pose = mediapipe_detector(data.astronaut())
+def test_blazepose_finds_the_astronaut(blazepose_detector):
+    pose = blazepose_detector(data.astronaut())
     assert (pose.width, pose.height, pose.num_people) == (512, 512, 1)
     score = pck(pose, ASTRONAUT_LABELS, 0.1 * HEAD_TO_HIP_LOWER_BOUND)
     tight = pck(pose, ASTRONAUT_LABELS, 0.05 * HEAD_TO_HIP_LOWER_BOUND)
@@ -68,11 +68,22 @@ def test_mediapipe_finds_the_astronaut(mediapipe_detector):
     assert pose.keypoints[0, :, 2].min() > 0 and pose.keypoints[0, :, 2].max() <= 1  # visibility as confidence
 
 
-def test_mediapipe_on_an_empty_frame(mediapipe_detector):
-    pose = mediapipe_detector(np.zeros((240, 320, 3), np.uint8))
+def test_legacy_name_mediapipe_gives_the_embedded_blazepose(blazepose_detector):
+    legacy = create_detector("mediapipe", [])
+    try:
+        photo = data.astronaut()
+        np.testing.assert_array_equal(legacy(photo).keypoints, blazepose_detector(photo).keypoints)
+    finally:
+        legacy.close()
+    with pytest.raises(ValueError, match="unknown pose backend 'posenet'"):
+        create_detector("posenet", [])
+
+
+def test_blazepose_on_an_empty_frame(blazepose_detector):
+    pose = blazepose_detector(np.zeros((240, 320, 3), np.uint8))
     assert (pose.width, pose.height, pose.num_people) == (320, 240, 0)
     with pytest.raises(ValueError, match="RGB uint8"):
-        mediapipe_detector(np.zeros((8, 8), np.uint8))
+        blazepose_detector(np.zeros((8, 8), np.uint8))
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +147,7 @@ def test_unavailable_backend_says_how_to_enable():
 # These stand-ins have the real files' input and output signatures and emit fixed, hand-designed raw outputs, so
 # the tests can check the pre/post-processing numerically (grid decoding, letterbox ratio, NMS, thresholds, crop and
 # SimCC mapping back). The true YOLOX-L / DWPose-L networks, with random weights, run through the same code in
-# tests/test_dwpose_models.py (exported to ONNX by tools/dwpose_models.py).
+# tests/test_dwpose_models.py (exported to ONNX by tests/support/dwpose_models.py).
 def constant_onnx(path: Path, input_shape: list, outputs: dict[str, np.ndarray]) -> Path:
     """An ONNX model whose outputs are constants (plus 0 × mean(input), so the input is consumed)."""
     onnx = pytest.importorskip("onnx")

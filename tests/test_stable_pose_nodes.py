@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.support.reference_weights import sample_pose_image
 from tools.comfy_host import REPO_ROOT, ComfyHost
-from tools.reference_weights import sample_pose_image
 
 STEPS = 2
 _SEEDS = itertools.count(100)
@@ -22,7 +22,9 @@ _SEEDS = itertools.count(100)
 
 @pytest.fixture
 def seed() -> int:
-    """A fresh sampler seed per test, so ComfyUI's output cache never answers for another test's sampler."""
+    """A fresh sampler seed per test. ComfyUI's output cache keys a node on its input signature (class, widget
+    values and, recursively, its ancestors' signatures; not its id), so without it a sampler identical to one of
+    an earlier test would be answered from the cache without running; :func:`latents` checks that none was."""
     return next(_SEEDS)
 
 
@@ -63,7 +65,7 @@ def sampler(name: str, model: list, seed: int, positive: list | None = None, neg
             "class_type": "KSampler",
             "inputs": {
                 "model": model,
-                "seed": 7,
+                "seed": seed,
                 "steps": STEPS,
                 "cfg": 7.0,
                 "sampler_name": "euler",
@@ -92,11 +94,14 @@ def apply_node(strength: float = 1.0, start: float = 0.0, end: float = 1.0, pose
 
 
 def latents(comfy_host: ComfyHost, prompt: dict, *names: str) -> list[torch.Tensor]:
+    """The sampled latents of the named samplers, each of which must have run (not come from ComfyUI's cache)."""
     result = comfy_host.execute(prompt)
     assert result.ok, result.error_messages()
+    assert not result.cached & {f"ks_{name}" for name in names}, f"answered by the cache: {sorted(result.cached)}"
     return [result.output(f"ks_{name}")["samples"] for name in names]
 
 
+@pytest.mark.slow
 def test_apply_changes_the_output_and_strength_zero_is_exact(comfy_host, test_models, pose_files, seed):
     prompt = base_prompt(test_models)
     prompt["apply"] = apply_node()
@@ -112,6 +117,7 @@ def test_apply_changes_the_output_and_strength_zero_is_exact(comfy_host, test_mo
     assert torch.equal(zero, plain)
 
 
+@pytest.mark.slow
 def test_start_end_percent_limit_the_steps(comfy_host, test_models, pose_files, monkeypatch, seed):
     patch_module = pack_module(comfy_host, "nodes.stable_pose_patch")
     calls: list[float] = []
@@ -125,7 +131,7 @@ def test_start_end_percent_limit_the_steps(comfy_host, test_models, pose_files, 
     prompt = base_prompt(test_models)
     prompt["early"] = apply_node(end=0.5)
     prompt["late"] = apply_node(start=0.5)
-    prompt["apply"] = apply_node(strength=0.999)  # a node no other test has, so it cannot come from the cache
+    prompt["apply"] = apply_node()
     prompt |= (
         sampler("early", ["early", 0], seed) | sampler("late", ["late", 0], seed) | sampler("all", ["apply", 0], seed)
     )
@@ -135,6 +141,7 @@ def test_start_end_percent_limit_the_steps(comfy_host, test_models, pose_files, 
     assert not torch.equal(early, late) and not torch.equal(early, full) and not torch.equal(late, plain)
 
 
+@pytest.mark.slow
 def test_controlnet_and_stable_pose_compose(comfy_host, test_models, pose_files, seed):
     prompt = base_prompt(test_models)
     prompt["cn"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": test_models.controlnet.name}}
@@ -160,6 +167,7 @@ def test_controlnet_and_stable_pose_compose(comfy_host, test_models, pose_files,
         assert (both - one).abs().max() > 1e-4
 
 
+@pytest.mark.slow
 def test_pose_batches_drive_latent_batches(comfy_host, test_models, pose_files, seed):
     prompt = base_prompt(test_models, batch=2)
     prompt["mirror"] = {"class_type": "LoadImage", "inputs": {"image": "pose_mirror.png"}}
@@ -184,6 +192,7 @@ def test_pose_batch_mismatch_is_a_clear_error(comfy_host, test_models, pose_file
     assert any("pose batch has 2 images but the latent batch has 3" in m for m in result.error_messages())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("width", "height"), [(64, 96), (72, 56)])
 def test_non_square_and_odd_latent_sizes(comfy_host, test_models, pose_files, width, height, seed):
     prompt = base_prompt(test_models, width=width, height=height)
@@ -194,6 +203,7 @@ def test_non_square_and_odd_latent_sizes(comfy_host, test_models, pose_files, wi
     assert torch.isfinite(posed).all() and (posed - plain).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_empty_pose_frame_runs_without_nan(comfy_host, test_models, pose_files, seed):
     prompt = base_prompt(test_models)
     prompt["pose"]["inputs"]["image"] = "empty.png"
@@ -210,6 +220,7 @@ def _loaded(comfy_host: ComfyHost, test_models) -> tuple[Any, Any, Any]:
     return model, clip, stable_pose
 
 
+@pytest.mark.slow
 def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose_files, monkeypatch):
     """The integration adds nothing and loses nothing: what reaches the UNet is the adapter's output;
     the pose features are computed once per sampling, not once per step."""
@@ -261,14 +272,15 @@ def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose
             rows // len(call["cond_or_uncond"])
         )
         masks = core_masks.pmsa_masks(pose.expand(rows, -1, -1, -1), is_uncond, core_masks.MaskSettings())
-        features = [f[torch.zeros(rows, dtype=torch.long)] for f in adapter.encode_pose(pose)]  # one pose, all rows
-        direct = adapter(call["x"], call["t"], call["context"], pose_features=features, masks=masks)
+        pose_terms = [t[torch.zeros(rows, dtype=torch.long)] for t in adapter.encode_pose(pose)]  # one pose, all rows
+        direct = adapter(call["x"], call["t"], call["context"], pose_terms=pose_terms, masks=masks)
     control = call["control"]
     assert len(control["output"]) == 12 and len(control["middle"]) == 1
     for ours, theirs in zip([*control["output"], control["middle"][0]], direct, strict=True):
         torch.testing.assert_close(ours, theirs * 0.8, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_non_sd15_models_are_refused(comfy_host, test_models, pose_files):
     import comfy.model_patcher
     import comfy.supported_models
@@ -347,3 +359,37 @@ def test_mask_preview_node(comfy_host, pose_files):
     assert images.shape == (2, 64, 128, 3) and masks.shape == (2, 64, 64)
     assert 0 < float(masks[0].mean()) < 1 and float(images.max()) <= 1.0
     assert np.asarray(result.ui["show"]["images"]).size == 2
+
+
+@pytest.mark.parametrize("field", ["strength", "start_percent", "end_percent"])
+def test_non_finite_numbers_are_refused_before_sampling(comfy_host, test_models, pose_files, seed, field):
+    """Issue 16: NaN passes ComfyUI's min/max validation; strength NaN made a black image, a NaN percent an
+    IndexError inside the sampler."""
+    prompt = base_prompt(test_models)
+    prompt["apply"] = apply_node()
+    prompt["apply"]["inputs"][field] = float("nan")
+    prompt |= sampler("posed", ["apply", 0], seed)
+    result = comfy_host.execute(prompt)
+    assert not result.ok
+    assert any(f"{field} must be a finite number, got nan" in m for m in result.error_messages())
+
+
+@pytest.mark.slow
+def test_rgba_pose_images_drive_sampling_as_their_rgb(comfy_host, test_models, pose_files, seed):
+    """Issue 16: an RGBA pose (JoinImageWithAlpha) failed inside KSampler; its alpha is now dropped."""
+    prompt = base_prompt(test_models)
+    prompt["rgba"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["pose", 0], "alpha": ["pose", 1]}}
+    prompt["apply"] = apply_node()
+    prompt["apply_rgba"] = apply_node(pose="rgba")
+    prompt |= sampler("rgb", ["apply", 0], seed) | sampler("rgba", ["apply_rgba", 0], seed)
+    rgb, rgba = latents(comfy_host, prompt, "rgb", "rgba")
+    assert torch.isfinite(rgba).all() and torch.equal(rgb, rgba)
+
+
+def test_non_finite_pose_pixels_are_refused_at_the_node(comfy_host, test_models):
+    model, _, stable_pose = _loaded(comfy_host, test_models)
+    apply = comfy_host.node_class("ApplyStablePose")()
+    pose = torch.zeros(1, 64, 64, 3)
+    pose[0, 5, 5, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"pose_image has 1 NaN or infinite pixel value\(s\)"):
+        apply.apply(model, stable_pose, pose, 1.0, 0.0, 1.0)

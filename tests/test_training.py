@@ -12,16 +12,16 @@ import pytest
 import safetensors
 import safetensors.torch
 import torch
-from test_training_data import write_synthetic_dataset
 
 from stablepose_core.adapter import control_dict
 from stablepose_core.checkpoints import UNET_PREFIX, adapter_from_sd_unet, load_adapter
+from stablepose_host import import_comfy
+from tests.support.synthetic_data import write_synthetic_dataset
 from training.config import TrainConfig
 from training.data import PoseDataset, collate, index_dataset
 from training.diffusion import alphas_cumprod, pose_weighted_mse
 from training.loop import export_decoder, initial_adapter, train
 from training.model import StablePoseTrainer, unet_eps
-from training.sd_loader import import_comfy
 from training.state import list_checkpoints
 from training.tiny import tiny_adapter_config, tiny_components
 
@@ -140,6 +140,7 @@ def fixed_eval_loss(adapter, sd, records) -> float:
     return loss.mean().item()
 
 
+@pytest.mark.slow
 def test_loss_falls_and_the_output_is_a_loadable_adapter(dataset, tmp_path):
     cfg = tiny_config(
         dataset,
@@ -173,6 +174,7 @@ def test_loss_falls_and_the_output_is_a_loadable_adapter(dataset, tmp_path):
     assert (tmp_path / "run" / "samples" / "step-00000030.png").is_file()
 
 
+@pytest.mark.slow
 def test_resumed_runs_reach_the_same_weights(dataset, tmp_path):
     cfg = tiny_config(dataset, tmp_path / "straight", max_steps=8, save_every=3)
     train(cfg, sd=tiny_components(0))

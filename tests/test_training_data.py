@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from stablepose_core.keypoints import COCO17_FLIP_PAIRS, PoseKeypoints
-from stablepose_core.skeleton import render_pose
+from stablepose_core.masks import SCHEDULES, MaskSettings
+from tests.support.synthetic_data import random_people, write_synthetic_dataset
 from training.augment import FLIP_P, augment_sample, build_pipeline
-from training.config import TrainConfig, build_parser, parse_args
+from training.config import MASK_SCHEDULES, TrainConfig, build_parser, parse_args
 from training.data import (
     DatasetError,
     PoseDataset,
@@ -27,52 +28,6 @@ from training.data import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def random_people(rng: np.random.Generator, width: int, height: int, people: int = 1) -> np.ndarray:
-    """(people, 17, 3) keypoints spread over the canvas, all visible (COCO v = 2)."""
-    points = np.zeros((people, 17, 3), np.float32)
-    points[..., 0] = rng.uniform(4, width - 4, (people, 17))
-    points[..., 1] = rng.uniform(4, height - 4, (people, 17))
-    points[..., 2] = 2
-    return points
-
-
-def write_synthetic_dataset(
-    root: Path,
-    count: int = 12,
-    size: tuple[int, int] = (80, 64),
-    seed: int = 0,
-    corrupt: int = 0,
-    no_keypoints: int = 0,
-) -> Path:
-    """A folder dataset (COCO keypoints.json + captions.json) whose images depend on their keypoints: the
-    rendered skeleton over a noisy background. ``corrupt`` images are garbage bytes; ``no_keypoints`` images
-    have only unlabeled joints."""
-    rng = np.random.default_rng(seed)
-    width, height = size
-    root.mkdir(parents=True, exist_ok=True)
-    images, annotations, captions = [], [], {}
-    for i in range(count + corrupt + no_keypoints):
-        name = f"img{i:03d}.png"
-        people = random_people(rng, width, height, people=1 + i % 2)
-        if i >= count + corrupt:
-            people[..., 2] = 0
-        skeleton = render_pose(PoseKeypoints(np.minimum(people, [1e9, 1e9, 1.0]), width, height))
-        image = (0.8 * skeleton + rng.uniform(0, 60, skeleton.shape)).clip(0, 255).astype(np.uint8)
-        if count <= i < count + corrupt:
-            (root / name).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
-        else:
-            Image.fromarray(image).save(root / name)
-        images.append({"id": i, "file_name": name, "width": width, "height": height})
-        annotations += [
-            {"id": 100 * i + p, "image_id": i, "keypoints": person.reshape(-1).tolist()}
-            for p, person in enumerate(people)
-        ]
-        captions[name] = f"a photo of {1 + i % 2} dancers, number {i}"
-    (root / "keypoints.json").write_text(json.dumps({"images": images, "annotations": annotations}))
-    (root / "captions.json").write_text(json.dumps(captions))
-    return root
 
 
 # --- augmentation ---------------------------------------------------------------------------------------------
@@ -220,7 +175,7 @@ def test_prepare_builds_a_folder_dataset_with_the_pack_detector(tmp_path):
     (tmp_path / "captions.json").write_text(json.dumps({"astronaut.png": "an astronaut in a white suit"}))
     out = tmp_path / "dataset"
     assert (
-        prepare_main([str(photos), str(out), "--captions", str(tmp_path / "captions.json"), "--backend", "mediapipe"])
+        prepare_main([str(photos), str(out), "--captions", str(tmp_path / "captions.json"), "--backend", "blazepose"])
         == 0
     )
     assert (out / "images" / "sub" / "astronaut.png").is_file() and not (out / "images" / "empty.png").exists()
@@ -262,6 +217,24 @@ def test_yaml_then_flags(tmp_path):
         parse_args(["--config", str(config)])
     with pytest.raises(SystemExit):
         parse_args(["--precision", "fp8"])
+
+
+def test_mask_schedules_are_named_as_in_the_nodes(tmp_path, capsys):
+    """Training offers the core's (and Apply Stable-Pose's) schedule names with their meaning there; 'released',
+    which this pack's training once used for the training masks, is refused with what to write instead."""
+    assert set(MASK_SCHEDULES) == set(SCHEDULES) - {"released"}
+    assert TrainConfig().mask_schedule == "released_train"
+    assert MaskSettings.for_schedule("released_train").threshold == -1.0  # official get_input: "> -1"
+    assert MaskSettings.for_schedule("paper") == MaskSettings(schedule="paper")  # the nodes' defaults
+    help_text = build_parser("x").format_help()
+    assert "{released_train,paper,unmasked}" in help_text
+    config = tmp_path / "old.yaml"
+    config.write_text("mask_schedule: released\n")
+    for argv in (["--config", str(config)], ["--mask-schedule", "released"]):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        message = capsys.readouterr().err
+        assert "'released_train' for the official training masks" in message and "'paper'" in message, message
 
 
 def test_help_documents_every_option():

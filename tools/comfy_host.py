@@ -1,7 +1,8 @@
 """A real ComfyUI, booted headless as a library, for the tests, the demo and the tools.
 
-The host is ``$COMFYUI_PATH`` if set, else the ComfyUI 0.3.75 that ``tools/bootstrap.sh`` extracts to
-``.cache/comfyui`` (tested against 0.3.75 and 0.8.0). ``ComfyHost.boot`` does what ComfyUI's ``main.py``
+The host is the one ``stablepose_host.find_comfyui`` finds (``$COMFYUI_PATH``, the ComfyUI this pack is installed
+in, else the ComfyUI 0.3.75 that ``tools/bootstrap.sh`` extracts to ``.cache/comfyui``; tested against 0.3.75 and
+0.8.0). ``ComfyHost.boot`` does what ComfyUI's ``main.py``
 does minus the web server: CPU mode, input/output/temp/user/model folders under a work folder, ComfyUI's
 built-in extra nodes, then each pack through ``nodes.load_custom_node`` exactly as ComfyUI loads
 ``custom_nodes/``. Prompts run through ComfyUI's own ``execution.validate_prompt`` and
@@ -14,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+
+from stablepose_host import HostError, find_comfyui, import_comfy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,46 +35,6 @@ UPLOAD_FLAGS = ("image_upload", "video_upload", "animated_image_upload")
 MODEL_FOLDERS_EXCLUDED = frozenset({"custom_nodes", "configs"})
 
 Link = tuple[str, int]  # (origin node id, origin output slot); JSON values are never tuples
-
-
-class HostError(RuntimeError):
-    """The host cannot be booted, or a workflow cannot be converted."""
-
-
-def comfyui_path() -> Path:
-    """``$COMFYUI_PATH``, else ``.cache/comfyui``; raises with the fix when neither is a ComfyUI."""
-    configured = os.environ.get("COMFYUI_PATH")
-    path = Path(configured) if configured else REPO_ROOT / ".cache" / "comfyui"
-    if not ((path / "nodes.py").is_file() and (path / "comfy").is_dir()):
-        raise HostError(f"no ComfyUI at {path}: set COMFYUI_PATH to a ComfyUI checkout or run tools/bootstrap.sh")
-    return path.resolve()
-
-
-def import_comfy(path: Path | None = None, cpu: bool = True) -> Path:
-    """Put ComfyUI first on ``sys.path`` and set ``--cpu`` before ``comfy.model_management`` is imported.
-
-    ComfyUI reads its options once, from ``comfy.cli_args.args`` (an argparse result parsed from ``[]``
-    unless ``comfy.options.enable_args_parsing()`` ran, as in ``main.py``); ``model_management`` picks its
-    device from ``args.cpu`` at import time, so the flag must be set first.
-    """
-    path = path or comfyui_path()
-    loaded = sys.modules.get("nodes")
-    if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() != path / "nodes.py":
-        raise HostError(
-            f"a module 'nodes' from {getattr(loaded, '__file__', '?')} shadows ComfyUI's nodes.py: import the pack "
-            "only through the host (the pack's own nodes/ package must not be imported as top-level 'nodes')"
-        )
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-    # main.py's import order: ComfyUI's utils package before nodes.py puts comfy/ (holding comfy/utils.py) on sys.path
-    import utils.extra_config  # noqa: F401
-    from comfy.cli_args import args
-
-    if cpu and not args.cpu:
-        if "comfy.model_management" in sys.modules:
-            raise HostError("comfy.model_management was imported before CPU mode could be set")
-        args.cpu = True
-    return path
 
 
 class HeadlessServer:
@@ -109,6 +71,7 @@ class RunResult:
     outputs: dict[str, list[list[Any]]] = field(default_factory=dict)  # node id -> per slot, one value per list item
     ui: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> e.g. {"images": [{filename, ...}]}
     errors: list[dict[str, Any]] = field(default_factory=list)  # ComfyUI's validation/execution error records
+    cached: frozenset[str] = frozenset()  # nodes whose outputs ComfyUI's cache gave (same input signature) unrun
 
     @property
     def ok(self) -> bool:
@@ -253,7 +216,6 @@ class ComfyHost:
         packs: Iterable[Path] = (REPO_ROOT,),
         models_dir: Path | None = None,
         input_dir: Path | None = None,
-        comfy_path: Path | None = None,
         cpu: bool = True,
     ) -> ComfyHost:
         """Boot ComfyUI with its output/temp/user folders under ``workdir`` and load ``packs``.
@@ -265,10 +227,10 @@ class ComfyHost:
         """
         if cls.booted is not None:
             raise HostError(f"ComfyUI was already booted in this process (work folder {cls.booted.workdir})")
-        comfy_path = import_comfy(comfy_path, cpu)
-        import folder_paths
-        import hook_breaker_ac10a0
-        import server
+        comfy_path = find_comfyui()
+        folder_paths, hook_breaker_ac10a0, server = (
+            import_comfy(name, cpu) for name in ("folder_paths", "hook_breaker_ac10a0", "server")
+        )
 
         workdir = Path(workdir).resolve()
         folders = {
@@ -473,8 +435,10 @@ class ComfyHost:
             entry = self.executor.caches.outputs.get(node_id)
             if entry is not None:
                 outputs[node_id] = entry.outputs
-        errors = invalid + [data for event, data in self.executor.status_messages if event == "execution_error"]
-        return RunResult(outputs, dict(self.executor.history_result["outputs"]), errors)
+        messages = self.executor.status_messages
+        errors = invalid + [data for event, data in messages if event == "execution_error"]
+        cached = frozenset(node for event, data in messages if event == "execution_cached" for node in data["nodes"])
+        return RunResult(outputs, dict(self.executor.history_result["outputs"]), errors, cached)
 
     def run_workflow(self, workflow: dict[str, Any]) -> RunResult:
         """Convert and execute a UI workflow; the workflow is embedded in saved PNGs as the frontend does."""

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.make_test_models import TEST_MODELS_DIR, ensure_test_models
 from tools.comfy_host import ComfyHost, HostError, RunResult
-from tools.make_test_models import TEST_MODELS_DIR, ensure_test_models
 
 
 def save_images(host: ComfyHost, result: RunResult, titles: dict[str, str], out: Path) -> list[Path]:

@@ -19,7 +19,15 @@ import yaml
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DATA_FORMATS = ("auto", "folder", "humanart")
-MASK_SCHEDULES = ("released", "paper")
+MASK_SCHEDULES = ("released_train", "paper", "unmasked")  # the names of stablepose_core.masks (and the nodes)
+# Before the vocabulary was unified, training called the official training masks "released"; in the nodes and the
+# core "released" is the evaluation masks. A config saying "released" must say which it means.
+RELEASED_IN_TRAINING = (
+    "mask_schedule 'released' is not accepted in training: this pack's training used to call the official "
+    "training masks 'released', the nodes call the evaluation masks so. Write 'released_train' for the official "
+    "training masks (what 'released' meant here before, and the default) or 'paper' for the evaluation masks "
+    "(the nodes' 'released'; the same in training, which has no unconditional rows)"
+)
 
 
 def _opt(default: Any, help: str, group: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -65,8 +73,9 @@ class TrainConfig:
     alpha: float = _opt(5.0, "loss weight α of the pose region: loss·mask·α + loss·(1-mask)", "recipe")
     caption_dropout: float = _opt(0.5, "probability of training a sample with the empty caption", "recipe")
     mask_schedule: str = _opt(
-        "released",
-        "PMSA masks: 'released' as the official get_input, 'paper' as described in the paper",
+        "released_train",
+        "PMSA masks, named as in Apply Stable-Pose: 'released_train' = official training (get_input), 'paper' = "
+        "the paper's coarse-to-fine masks (= the nodes' 'released' evaluation masks), 'unmasked' = no masks",
         "recipe",
         MASK_SCHEDULES,
     )
@@ -110,6 +119,8 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.mask_schedule == "released":
+            raise ValueError(RELEASED_IN_TRAINING)
         for f in fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
@@ -196,9 +207,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         if kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         else:
-            choices = f.metadata.get("choices")
+            choices = f.metadata.get("choices")  # checked by TrainConfig, whose messages say what to write instead
             metavar = "{" + ",".join(choices) + "}" if choices else kind.__name__.upper()
-            group.add_argument(flag, type=kind, choices=choices, metavar=metavar, **kwargs)
+            group.add_argument(flag, type=kind, metavar=metavar, **kwargs)
     return parser
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stablepose_core.keypoints import COCO17_NAMES, JSON_FORMAT, PoseKeypoints
+from stablepose_core.keypoints import COCO17_NAMES, JSON_FORMAT, PoseKeypoints, parse_json
 from stablepose_core.skeleton import MAX_PEOPLE, render_pose
 
 from .augment import augment_sample, build_pipeline
@@ -89,11 +89,11 @@ def coco_people(annotations: list[dict], width: int, height: int) -> PoseKeypoin
 
 def read_pose_json(path: Path, image_size: tuple[int, int]) -> PoseKeypoints:
     """A per-image keypoint file: ``stable-pose-coco17`` JSON, or an OpenPose / ``POSE_KEYPOINT`` frame."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = parse_json(path.read_text(encoding="utf-8"), path.name)
     if isinstance(data, list) and data:  # ComfyUI POSE_KEYPOINT is a list of frames
         data = data[0]
     if isinstance(data, dict) and data.get("format") == JSON_FORMAT:
-        return PoseKeypoints.from_json(json.dumps(data))
+        return PoseKeypoints.from_document(data)
     if isinstance(data, dict) and "people" in data:
         return PoseKeypoints.from_pose_keypoint(data, default_size=image_size)
     raise ValueError(f"{path.name}: neither {JSON_FORMAT} JSON nor an OpenPose/POSE_KEYPOINT frame")
@@ -175,7 +175,7 @@ def index_folder(root: Path, captions_file: Path | None = None) -> DatasetIndex:
     skipped: Counter = Counter()
     records = []
     missing_captions = 0
-    entries = _coco_entries(coco, images) if coco else [(image, None, None) for image in images]
+    entries = _coco_entries(coco, images, skipped) if coco else [(image, None, None) for image in images]
     for image, pose, coco_caption in entries:
         if image is None:
             skipped["missing image"] += 1
@@ -186,7 +186,13 @@ def index_folder(root: Path, captions_file: Path | None = None) -> DatasetIndex:
                 skipped["no keypoints"] += 1
                 continue
             try:
-                pose = read_pose_json(sidecar, _image_size(image))
+                size = _image_size(image)
+            except UnreadableImage as error:
+                log.warning("skipping %s: unreadable image (%s)", image, error)
+                skipped["unreadable image"] += 1
+                continue
+            try:
+                pose = read_pose_json(sidecar, size)
             except (OSError, ValueError, KeyError) as error:
                 log.warning("skipping %s: unreadable keypoints (%s)", image, error)
                 skipped["unreadable keypoints"] += 1
@@ -202,13 +208,24 @@ def index_folder(root: Path, captions_file: Path | None = None) -> DatasetIndex:
     return DatasetIndex(records, skipped)
 
 
+class UnreadableImage(ValueError):
+    """An image file PIL cannot open, or one declaring more pixels than PIL's decompression-bomb limit."""
+
+
 def _image_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        return image.size
+    """(width, height) from the header; a corrupt file or a decompression bomb is an :class:`UnreadableImage`."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise UnreadableImage(str(error)) from None
 
 
-def _coco_entries(coco: Path, images: list[Path]) -> list[tuple[Path | None, PoseKeypoints, str | None]]:
-    """(image path or None if missing, people, caption) per COCO image entry."""
+def _coco_entries(
+    coco: Path, images: list[Path], skipped: Counter
+) -> list[tuple[Path | None, PoseKeypoints, str | None]]:
+    """(image path or None if missing, people, caption) per COCO image entry; an entry without a size whose
+    image cannot be read is counted in ``skipped``."""
     root = coco.parent
     data = json.loads(coco.read_text(encoding="utf-8"))
     by_image: dict[object, list[dict]] = {}
@@ -224,7 +241,12 @@ def _coco_entries(coco: Path, images: list[Path]) -> list[tuple[Path | None, Pos
         path = next((c for c in candidates if c.is_file()), None)
         width, height = entry.get("width"), entry.get("height")
         if path is not None and not (width and height):
-            width, height = _image_size(path)
+            try:
+                width, height = _image_size(path)
+            except UnreadableImage as error:
+                log.warning("skipping %s: unreadable image (%s)", path, error)
+                skipped["unreadable image"] += 1
+                continue
         pose = coco_people(by_image.get(entry.get("id"), []), int(width or 1), int(height or 1))
         entries.append((path, pose, entry.get("caption")))
     return entries

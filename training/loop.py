@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from accelerate.utils import DistributedDataParallelKwargs
 from tqdm.auto import tqdm
 
 from stablepose_core.adapter import StablePoseAdapter
+from stablepose_core.atomic import atomic_write
 from stablepose_core.checkpoints import (
     UNET_PREFIX,
     adapter_from_sd_unet,
@@ -43,7 +45,7 @@ from .diffusion import NUM_TIMESTEPS
 from .model import StablePoseTrainer
 from .samples import generate, save_grid
 from .sd_loader import SDComponents, load_sd15
-from .state import load_checkpoint, resolve_resume, save_checkpoint
+from .state import load_checkpoint, load_newest_intact, resolve_resume, save_checkpoint
 from .tiny import tiny_adapter_config, tiny_components
 
 log = logging.getLogger("stable_pose.training")
@@ -143,6 +145,64 @@ def tensorboard_writer(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
+class TrainingLog:
+    """Progress bar, ``log.csv`` and TensorBoard: every ``log_every`` steps, the mean loss of the micro-batches
+    since the previous row (averaged over processes: a collective call), the learning rate, rates and memory."""
+
+    def __init__(self, run: TrainingRun) -> None:
+        main = run.accelerator.is_main_process
+        self.csv = CsvLog(run.run_dir / "log.csv", run.step) if main else None
+        self.tensorboard = tensorboard_writer(run.run_dir) if main else None
+        self.progress = tqdm(total=run.max_steps, initial=run.step, disable=not main, unit="step")
+        self.running_loss = torch.zeros((), device=run.accelerator.device)  # summed losses since the last row
+        self.window = 0
+        self.started = time.perf_counter()
+        self.mark = (self.started, run.step)  # (time, step) of the last row, for the rates
+
+    def add_loss(self, loss: torch.Tensor) -> None:
+        self.running_loss += loss
+        self.window += 1
+
+    def step(self, run: TrainingRun) -> None:
+        self.progress.update(1)
+        log_every = run.cfg.log_every
+        if log_every and (run.step % log_every == 0 or run.step == run.max_steps):
+            self._write(run)
+
+    def _write(self, run: TrainingRun) -> None:
+        mean_loss = run.accelerator.reduce(self.running_loss, "mean").item() / self.window
+        self.running_loss.zero_()
+        self.window = 0
+        self.progress.set_postfix(loss=f"{mean_loss:.4f}")
+        if self.csv is None:
+            return
+        now, lr = time.perf_counter(), run.scheduler.get_last_lr()[0]
+        rate = (run.step - self.mark[1]) / max(now - self.mark[0], 1e-9)
+        self.mark = (now, run.step)
+        cfg = run.cfg
+        self.csv.write(
+            {
+                "step": run.step,
+                "epoch": f"{run.micro / run.batches_per_epoch:.3f}",
+                "loss": f"{mean_loss:.6f}",
+                "lr": f"{lr:.3e}",
+                "steps_per_s": f"{rate:.4f}",
+                "samples_per_s": f"{rate * cfg.batch_size * cfg.grad_accum * run.accelerator.num_processes:.3f}",
+                "skipped": sum(run.skipped.values()),
+                "peak_mem_gb": f"{peak_memory_gb(run.accelerator.device):.3f}",
+                "elapsed_s": f"{now - self.started:.1f}",
+            }
+        )
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalar("train/loss", mean_loss, run.step)
+            self.tensorboard.add_scalar("train/lr", lr, run.step)
+
+    def close(self) -> None:
+        self.progress.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
 class StopFlag:
     """SIGTERM / SIGINT ask for a clean stop: the loop saves a checkpoint at the next step and exits."""
 
@@ -194,9 +254,8 @@ def export_decoder(path: Path, decoder: torch.nn.Module, base_model: str = "") -
         if not set(tensors) <= set(base):
             raise ValueError(f"{base_model} is not in the LDM layout; cannot merge the trained decoder into it")
         tensors = {**{k: v.contiguous() for k, v in base.items()}, **tensors}
-    tmp = path.with_name(f".{path.name}.tmp")
-    safetensors.torch.save_file(tensors, str(tmp), metadata={"format": "pt"})
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        safetensors.torch.save_file(tensors, str(tmp), metadata={"format": "pt"})
 
 
 def micro_batch_loss(
@@ -229,9 +288,54 @@ def train(cfg: TrainConfig, sd: SDComponents | None = None) -> Path | None:
         AcceleratorState._reset_state()
 
 
-def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDComponents | None) -> Path | None:
-    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
-    if device.type == "cuda":
+@dataclass
+class TrainingRun:
+    """What a run carries from step to step: the models, optimizer and data, and its position."""
+
+    cfg: TrainConfig
+    accelerator: Accelerator
+    run_dir: Path
+    sd: SDComponents
+    trainer: torch.nn.Module  # as prepared by accelerate (DDP-wrapped when distributed)
+    unwrapped: StablePoseTrainer
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loader: torch.utils.data.DataLoader
+    batches_per_epoch: int
+    dataset_size: int
+    max_steps: int
+    step: int
+    skipped: Counter
+    resumed: bool
+    previews: list[dict] = field(default_factory=list)
+    micro: int = field(init=False)  # micro-batches drawn so far, over all epochs and resumes
+    last_saved: int = field(init=False)  # step of the newest resumable checkpoint (-1: none)
+
+    def __post_init__(self) -> None:
+        self.micro = self.step * self.cfg.grad_accum
+        self.last_saved = self.step if self.resumed else -1
+
+    def trainer_state(self) -> dict:
+        """What ``state.json`` records beside accelerate's state, to resume and to check a resume."""
+        return {
+            "step": self.step,
+            "micro_batches": self.step * self.cfg.grad_accum,
+            "world_size": self.accelerator.num_processes,
+            "batch_size": self.cfg.batch_size,
+            "grad_accum": self.cfg.grad_accum,
+            "dataset_size": self.dataset_size,
+            "skipped": dict(self.skipped),
+            "config": self.cfg.to_dict(),
+        }
+
+
+# ----- setup -----
+
+
+def _start_run_dir(accelerator: Accelerator, cfg: TrainConfig) -> tuple[Path, Path | None]:
+    """(run folder, checkpoint to resume or None); the main process writes the run's ``config.yaml``."""
+    if accelerator.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     run_dir = Path(cfg.output_dir).expanduser()
@@ -239,16 +343,16 @@ def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    return run_dir, resume_dir
 
-    index = index_dataset(cfg.data, cfg.data_format, cfg.data_root, cfg.captions)
-    if accelerator.is_main_process:
-        log.info("dataset: %d samples (skipped while indexing: %s)", len(index.records), dict(index.skipped) or 0)
 
-    sd = sd or load_base(cfg)
+def _build_trainer(
+    cfg: TrainConfig, sd: SDComponents, mixed: str, device: torch.device, world: int
+) -> tuple[StablePoseTrainer, list[torch.nn.Parameter], torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The adapter (and unlocked decoder) on the frozen SD, AdamW over what trains, linear warm-up."""
     adapter = initial_adapter(cfg, sd.unet.state_dict())
     adapter.gradient_checkpointing = cfg.gradient_checkpointing
-    unet_dtype, vae_dtype = frozen_dtypes(mixed)
-    sd.freeze().place(device, unet_dtype, vae_dtype)
+    sd.freeze().place(device, *frozen_dtypes(mixed))
     trainer = StablePoseTrainer(
         adapter,
         sd.unet,
@@ -265,18 +369,39 @@ def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     warmup = max(1, cfg.lr_warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
-    trainer, optimizer, scheduler = accelerator.prepare(trainer, optimizer, scheduler)
+    return trainer, params, optimizer, scheduler
 
-    state = {"step": 0, "skipped": {}}
-    if resume_dir is not None:
+
+def _resumed_state(
+    accelerator: Accelerator, resume_dir: Path | None, dataset_size: int, latest_of: Path | None = None
+) -> dict:
+    """The trainer state of the checkpoint (weights, optimizer, RNGs restored into ``accelerator``), or a fresh one.
+    ``latest_of`` (``--resume latest``: the run folder): a damaged newest checkpoint is named and an older used."""
+    if resume_dir is None:
+        return {"step": 0, "skipped": {}}
+    if latest_of is not None:
+        resume_dir, state = load_newest_intact(accelerator, latest_of)
+    else:
         state = load_checkpoint(accelerator, resume_dir)
-        if state.get("dataset_size") != len(index.records) or state.get("world_size") != world:
-            log.warning("resuming with a different dataset size or process count: the data order will differ")
-        if accelerator.is_main_process:
-            log.info("resumed from %s at step %d", resume_dir, state["step"])
-    step = state["step"]
-    skipped = Counter(state["skipped"])
+    if state.get("dataset_size") != dataset_size or state.get("world_size") != accelerator.num_processes:
+        log.warning("resuming with a different dataset size or process count: the data order will differ")
+    if accelerator.is_main_process:
+        log.info("resumed from %s at step %d", resume_dir, state["step"])
+    return state
 
+
+def _setup(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDComponents | None) -> TrainingRun:
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    run_dir, resume_dir = _start_run_dir(accelerator, cfg)
+    index = index_dataset(cfg.data, cfg.data_format, cfg.data_root, cfg.captions)
+    if accelerator.is_main_process:
+        log.info("dataset: %d samples (skipped while indexing: %s)", len(index.records), dict(index.skipped) or 0)
+    sd = sd or load_base(cfg)
+    trainer, params, optimizer, scheduler = _build_trainer(cfg, sd, mixed, device, world)
+    trainer, optimizer, scheduler = accelerator.prepare(trainer, optimizer, scheduler)
+    latest_of = run_dir if cfg.resume == "latest" else None
+    state = _resumed_state(accelerator, resume_dir, len(index.records), latest_of)
+    step = state["step"]
     dataset = PoseDataset(index.records, cfg.resolution, cfg.augment, cfg.caption_dropout, cfg.seed)
     sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world, start=step * cfg.grad_accum)
     loader = torch.utils.data.DataLoader(
@@ -287,112 +412,110 @@ def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDCompone
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.num_workers > 0,
     )
-    max_steps = cfg.max_steps or max(1, cfg.epochs * sampler.batches_per_epoch // cfg.grad_accum)
-    previews = _preview_samples(index.records, cfg) if accelerator.is_main_process and cfg.sample_every else []
-    csv_log = CsvLog(run_dir / "log.csv", step) if accelerator.is_main_process else None
-    tensorboard = tensorboard_writer(run_dir) if accelerator.is_main_process else None
-    unwrapped: StablePoseTrainer = accelerator.unwrap_model(trainer)
+    return TrainingRun(
+        cfg=cfg,
+        accelerator=accelerator,
+        run_dir=run_dir,
+        sd=sd,
+        trainer=trainer,
+        unwrapped=accelerator.unwrap_model(trainer),
+        params=params,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        loader=loader,
+        batches_per_epoch=sampler.batches_per_epoch,
+        dataset_size=len(index.records),
+        max_steps=cfg.max_steps or max(1, cfg.epochs * sampler.batches_per_epoch // cfg.grad_accum),
+        step=step,
+        skipped=Counter(state["skipped"]),
+        resumed=resume_dir is not None,
+        previews=_preview_samples(index.records, cfg) if accelerator.is_main_process and cfg.sample_every else [],
+    )
 
-    def trainer_state() -> dict:
-        return {
-            "step": step,
-            "micro_batches": step * cfg.grad_accum,
-            "world_size": world,
-            "batch_size": cfg.batch_size,
-            "grad_accum": cfg.grad_accum,
-            "dataset_size": len(index.records),
-            "skipped": dict(skipped),
-            "config": cfg.to_dict(),
-        }
 
-    def save(name: str) -> None:
-        """Resumable checkpoint (collective) and, from the main process, the adapter (and unlocked decoder)."""
-        nonlocal last_saved
-        if last_saved != step:
-            save_checkpoint(accelerator, run_dir, step, trainer_state(), cfg.keep_checkpoints)
-            last_saved = step
-        if accelerator.is_main_process:
-            export_adapter(run_dir / f"adapter-{name}.safetensors", unwrapped.adapter, cfg, step)
-            if unwrapped.decoder is not None:
-                export_decoder(run_dir / f"unet-decoder-{name}.safetensors", unwrapped.decoder)
-                if name == "final" and Path(cfg.base_model).is_file():
-                    export_decoder(run_dir / "checkpoint-final.safetensors", unwrapped.decoder, cfg.base_model)
+# ----- one micro-batch / optimizer step -----
 
+
+def _micro_step(run: TrainingRun, batch: dict) -> torch.Tensor:
+    """Forward and backward of one micro-batch (the optimizer steps when the accumulation is complete);
+    returns the detached loss."""
+    accelerator, cfg = run.accelerator, run.cfg
+    generator = micro_generator(cfg.seed, run.micro, accelerator.process_index, accelerator.device)
+    run.micro += 1
+    for item in batch["skipped"]:
+        run.skipped[item.reason] += 1
+        log.warning("skipped sample (%s): %s", item.reason, item.path)
+    with accelerator.accumulate(run.trainer):
+        loss = micro_batch_loss(run.trainer, run.sd, batch, generator, accelerator.device)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(run.params, cfg.max_grad_norm)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    if accelerator.sync_gradients:
+        run.scheduler.step()
+        run.step += 1
+    return loss.detach()
+
+
+# ----- checkpoints -----
+
+
+def _save(run: TrainingRun, name: str) -> None:
+    """Resumable checkpoint (collective) and, from the main process, the adapter (and unlocked decoder)."""
+    cfg, accelerator, unwrapped = run.cfg, run.accelerator, run.unwrapped
+    if run.last_saved != run.step:
+        save_checkpoint(accelerator, run.run_dir, run.step, run.trainer_state(), cfg.keep_checkpoints)
+        run.last_saved = run.step
+    if accelerator.is_main_process:
+        export_adapter(run.run_dir / f"adapter-{name}.safetensors", unwrapped.adapter, cfg, run.step)
+        if unwrapped.decoder is not None:
+            export_decoder(run.run_dir / f"unet-decoder-{name}.safetensors", unwrapped.decoder)
+            if name == "final" and Path(cfg.base_model).is_file():
+                export_decoder(run.run_dir / "checkpoint-final.safetensors", unwrapped.decoder, cfg.base_model)
+
+
+def _after_step(run: TrainingRun, progress: TrainingLog) -> None:
+    """Log row, sample grid and periodic checkpoint due at this optimizer step."""
+    cfg, step = run.cfg, run.step
+    progress.step(run)
+    if cfg.sample_every and step % cfg.sample_every == 0 and run.accelerator.is_main_process:
+        path = run.run_dir / "samples" / f"step-{step:08d}.png"
+        _write_samples(path, run.unwrapped.adapter, run.sd, run.previews, cfg, run.accelerator)
+    if cfg.save_every and step % cfg.save_every == 0 and step < run.max_steps:
+        _save(run, f"step-{step:08d}")
+
+
+def _train(accelerator: Accelerator, cfg: TrainConfig, mixed: str, sd: SDComponents | None) -> Path | None:
+    run = _setup(accelerator, cfg, mixed, sd)
+    start_step = run.step
+    lost_export = run.run_dir / f"adapter-step-{run.step:08d}.safetensors"
+    if run.resumed and run.step < run.max_steps and not lost_export.is_file():
+        _save(run, f"step-{run.step:08d}")  # the interrupted run stopped between this checkpoint and its export
     stop = StopFlag()
-    start_step, started, mark = step, time.perf_counter(), (time.perf_counter(), step)
-    running_loss, window = torch.zeros((), device=device), 0  # summed micro-batch losses since the last log
-    progress = tqdm(total=max_steps, initial=step, disable=not accelerator.is_main_process, unit="step")
-    last_saved = step if resume_dir is not None else -1
-    micro = step * cfg.grad_accum
+    progress = TrainingLog(run)
     try:
-        for batch in loader if step < max_steps else ():
-            generator = micro_generator(cfg.seed, micro, rank, device)
-            micro += 1
-            for item in batch["skipped"]:
-                skipped[item.reason] += 1
-                log.warning("skipped sample (%s): %s", item.reason, item.path)
-            with accelerator.accumulate(trainer):
-                loss = micro_batch_loss(trainer, sd, batch, generator, device)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            running_loss += loss.detach()
-            window += 1
+        for batch in run.loader if run.step < run.max_steps else ():
+            progress.add_loss(_micro_step(run, batch))
             if not accelerator.sync_gradients:
                 continue
-            scheduler.step()
-            step += 1
-            progress.update(1)
-            if cfg.log_every and (step % cfg.log_every == 0 or step == max_steps):
-                mean_loss = accelerator.reduce(running_loss, "mean").item() / window
-                running_loss.zero_()
-                window = 0
-                progress.set_postfix(loss=f"{mean_loss:.4f}")
-                if accelerator.is_main_process:
-                    now = time.perf_counter()
-                    rate = (step - mark[1]) / max(now - mark[0], 1e-9)
-                    mark = (now, step)
-                    row = {
-                        "step": step,
-                        "epoch": f"{micro / sampler.batches_per_epoch:.3f}",
-                        "loss": f"{mean_loss:.6f}",
-                        "lr": f"{scheduler.get_last_lr()[0]:.3e}",
-                        "steps_per_s": f"{rate:.4f}",
-                        "samples_per_s": f"{rate * cfg.batch_size * cfg.grad_accum * world:.3f}",
-                        "skipped": sum(skipped.values()),
-                        "peak_mem_gb": f"{peak_memory_gb(device):.3f}",
-                        "elapsed_s": f"{now - started:.1f}",
-                    }
-                    csv_log.write(row)
-                    if tensorboard is not None:
-                        tensorboard.add_scalar("train/loss", mean_loss, step)
-                        tensorboard.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-            if cfg.sample_every and step % cfg.sample_every == 0 and accelerator.is_main_process:
-                _write_samples(
-                    run_dir / "samples" / f"step-{step:08d}.png", unwrapped.adapter, sd, previews, cfg, accelerator
-                )
-            if cfg.save_every and step % cfg.save_every == 0 and step < max_steps:
-                save(f"step-{step:08d}")
-            requested = stop.requested or (cfg.stop_after and step - start_step >= cfg.stop_after)
-            if step >= max_steps or _any_process(accelerator, requested):
+            _after_step(run, progress)
+            requested = stop.requested or (cfg.stop_after and run.step - start_step >= cfg.stop_after)
+            if run.step >= run.max_steps or _any_process(accelerator, requested):
                 break
     finally:
         stop.restore()
         progress.close()
-        if tensorboard is not None:
-            tensorboard.close()
 
-    if skipped and accelerator.is_main_process:
-        log.warning("skipped samples so far: %s", dict(skipped))
-    if step < max_steps:
-        save(f"step-{step:08d}")
+    if run.skipped and accelerator.is_main_process:
+        log.warning("skipped samples so far: %s", dict(run.skipped))
+    if run.step < run.max_steps:
+        _save(run, f"step-{run.step:08d}")
         if accelerator.is_main_process:
-            log.info("stopped at step %d; continue with --resume latest", step)
+            log.info("stopped at step %d; continue with --resume latest", run.step)
         return None
-    save("final")
-    return run_dir / "adapter-final.safetensors"
+    _save(run, "final")
+    return run.run_dir / "adapter-final.safetensors"
 
 
 def _any_process(accelerator: Accelerator, flag: bool) -> bool:

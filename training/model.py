@@ -14,14 +14,9 @@ from torch.utils.checkpoint import checkpoint
 
 from stablepose_core.adapter import StablePoseAdapter
 from stablepose_core.masks import MaskSettings, pmsa_masks, training_loss_mask
+from stablepose_host import import_comfy
 
 from .diffusion import alphas_cumprod, pose_weighted_mse, q_sample
-from .sd_loader import import_comfy
-
-
-def mask_settings(schedule: str) -> MaskSettings:
-    """'released': the masks of official ``get_input`` (every row, threshold > -1); 'paper': the paper's."""
-    return MaskSettings.released_train() if schedule == "released" else MaskSettings(schedule=schedule)
 
 
 def unet_eps(
@@ -68,7 +63,7 @@ class StablePoseTrainer(nn.Module):
         adapter: StablePoseAdapter,
         unet: nn.Module,
         alpha: float,
-        mask_schedule: str = "released",
+        mask_schedule: str = "released_train",
         train_decoder: bool = False,
         checkpoint_decoder: bool = False,
     ):
@@ -77,7 +72,7 @@ class StablePoseTrainer(nn.Module):
         self.decoder = nn.ModuleDict({"output_blocks": unet.output_blocks, "out": unet.out}) if train_decoder else None
         self._frozen = (unet,)
         self.alpha = alpha
-        self.masks = mask_settings(mask_schedule)
+        self.masks = MaskSettings.for_schedule(mask_schedule)
         self.checkpoint_decoder = checkpoint_decoder
         self.register_buffer("abar", alphas_cumprod(), persistent=False)
 

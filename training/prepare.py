@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 
 from stablepose_core.keypoints import COCO17_LIMBS, COCO17_NAMES
 from stablepose_core.pose_detection import backend_statuses, create_detector
+from stablepose_host import find_comfyui
 
 from .data import IMAGE_EXTENSIONS, CaptionLookup, DatasetError, has_pose
-from .sd_loader import find_comfyui
 
 log = logging.getLogger("stable_pose.training")
 
@@ -81,7 +81,7 @@ def prepare(
     roots = weight_roots(weights_dirs or [])
     available = [s.name for s in backend_statuses(roots) if s.available]
     if not available:
-        raise RuntimeError("no pose detector can run: pip install mediapipe==0.10.14 (see docs/training.md)")
+        raise RuntimeError("no pose detector can run: the built-in BlazePose files are missing (reinstall the pack)")
     detector = create_detector(backend or available[0], roots, device)
     counts: Counter = Counter()
     entries, annotations = [], []
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         help="captions file ({file: caption} .json or .jsonl); default: a .txt beside each image",
     )
     parser.add_argument(
-        "--backend", default="", help="pose detector: mediapipe, dwpose or openpose (default: the first available)"
+        "--backend", default="", help="pose detector: blazepose, dwpose or openpose (default: the first available)"
     )
     parser.add_argument("--weights-dir", action="append", default=[], help="folder with detector weights (repeatable)")
     parser.add_argument("--link", action="store_true", help="symlink the images instead of copying them")

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from stablepose_core.adapter import StablePoseAdapter
+from stablepose_core.atomic import atomic_write
 from stablepose_core.masks import MaskSettings, pmsa_masks
 
 from .diffusion import alphas_cumprod, ddim_sample
@@ -38,13 +39,13 @@ def generate(
     poses = pose.expand(2, -1, -1, -1)
     with torch.autocast(device.type, enabled=False):
         masks = pmsa_masks(poses.float(), torch.tensor([False, True], device=device), MaskSettings())
-    features = adapter.encode_pose(poses)
+    pose_terms = adapter.encode_pose(poses)
     h, w = pose.shape[-2] // 8, pose.shape[-1] // 8
     noise = torch.randn((1, 4, h, w), generator=generator, device=device)
 
     def guided_eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x2, t2 = x.expand(2, -1, -1, -1), t.expand(2)
-        residuals = adapter(x2, t2, context, masks=masks, pose_features=features)
+        residuals = adapter(x2, t2, context, masks=masks, pose_terms=pose_terms)
         eps_cond, eps_uncond = unet_eps(sd.unet, x2.to(unet_dtype), t2, context.to(unet_dtype), residuals).chunk(2)
         return eps_uncond.float() + guidance * (eps_cond.float() - eps_uncond.float())
 
@@ -61,7 +62,5 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 def save_grid(path: Path, poses: torch.Tensor, images: torch.Tensor) -> None:
     """PNG with one row per sample: pose | generated."""
     rows = [np.concatenate([p, g], axis=1) for p, g in zip(to_uint8(poses), to_uint8(images), strict=True)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")

@@ -8,7 +8,6 @@ training process places its copy on its own device.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,29 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from tools.comfy_host import HostError, comfyui_path
-from tools.comfy_host import import_comfy as _put_comfy_first_on_path
+from stablepose_host import import_comfy
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SD15_LATENT_SCALE = 0.18215  # LDM scale_factor of SD1.x (configs/stable_pose/humanart.yaml)
-
-
-def find_comfyui() -> Path:
-    """``$COMFYUI_PATH`` or ``.cache/comfyui`` (as the test host), else the ComfyUI this pack is installed in
-    (``ComfyUI/custom_nodes/<pack>``)."""
-    try:
-        return comfyui_path()
-    except HostError as error:
-        installed_in = REPO_ROOT.parents[1]
-        if (installed_in / "nodes.py").is_file() and (installed_in / "comfy" / "sd.py").is_file():
-            return installed_in.resolve()
-        raise FileNotFoundError(f"{error}, or install this pack in ComfyUI/custom_nodes") from None
-
-
-def import_comfy(module: str) -> Any:
-    """Import a ComfyUI module as a library (CPU mode on a machine without CUDA)."""
-    _put_comfy_first_on_path(find_comfyui(), cpu=not torch.cuda.is_available())
-    return importlib.import_module(module)
 
 
 def _plain_torch_forward(module: nn.Module) -> None:

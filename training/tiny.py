@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from stablepose_core.adapter import AdapterConfig
+from stablepose_host import import_comfy
 
-from .sd_loader import SDComponents, _plain_torch_forward, import_comfy
+from .sd_loader import SDComponents, _plain_torch_forward
 
 TINY_CHANNELS = 32  # GroupNorm(32, ·) everywhere needs multiples of 32
 TINY_CONTEXT = 64

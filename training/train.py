@@ -6,19 +6,39 @@ Every option is a YAML key and a flag (flags win). Multi-GPU / multi-node: launc
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 
-from accelerate import PartialState
+# import name -> distribution in training/requirements.txt (what ComfyUI itself does not bring)
+TRAINING_MODULES = {"accelerate": "accelerate", "albumentations": "albumentations", "yaml": "PyYAML", "tqdm": "tqdm"}
 
-from stablepose_core.checkpoints import CheckpointError
 
-from .config import parse_args
-from .data import DatasetError
-from .loop import train
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a finder that refuses the module (or a broken install) counts as missing
+        return False
+
+
+def missing_training_requirements() -> list[str]:
+    """Distributions of training/requirements.txt that are not installed."""
+    return [dist for module, dist in TRAINING_MODULES.items() if not _importable(module)]
 
 
 def main(argv: list[str] | None = None) -> int:
+    missing = missing_training_requirements()
+    if missing:  # one line instead of an ImportError traceback (the node pack itself does not need these)
+        print(f"training needs {', '.join(missing)}: pip install -r training/requirements.txt", file=sys.stderr)
+        return 1
+    from accelerate import PartialState
+
+    from stablepose_core.checkpoints import CheckpointError
+
+    from .config import parse_args
+    from .data import DatasetError
+    from .loop import train
+
     cfg = parse_args(argv, description=__doc__ or "")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:

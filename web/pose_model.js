@@ -108,15 +108,20 @@ export function parsePose(text, spec) {
   return clonePose({ width, height, people });
 }
 
+/** People with positions rounded to 1/100 pixel (confidences kept), as documents store them. */
+export function roundPeople(people) {
+  const round = (v) => Math.round(v * 100) / 100;
+  return people.map((person) => person.map(([x, y, c]) => [round(x), round(y), c]));
+}
+
 /** The pose as a PoseKeypoints.to_json document; positions rounded to 1/100 pixel. */
 export function serializePose(pose, spec) {
-  const round = (v) => Math.round(v * 100) / 100;
   return JSON.stringify({
     format: spec.format,
     width: pose.width,
     height: pose.height,
     joints: spec.names,
-    people: pose.people.map((person) => person.map(([x, y, c]) => [round(x), round(y), c])),
+    people: roundPeople(pose.people),
   });
 }
 
@@ -235,6 +240,15 @@ export class PoseModel {
     this.pose = this.redoStack.pop();
     this.fixSelection();
     return true;
+  }
+
+  /** Show another pose (e.g. another frame of the timeline): a fresh history, the selection kept if valid. */
+  reset(pose) {
+    this.pose = clonePose(pose);
+    this.undoStack = [];
+    this.redoStack = [];
+    this.dragStart = null;
+    this.fixSelection();
   }
 
   /** Drop a selection that no longer points at an existing person. */

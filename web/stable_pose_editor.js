@@ -1,15 +1,18 @@
 // ComfyUI extension of the Stable-Pose pack: the "Open pose editor" button of the StablePoseEditor node.
 //
-// The node's pose_json widget holds the edit (a PoseKeypoints.to_json document) and is hidden: the editor
-// writes it, so saving or copying the node and queuing the prompt all carry the edit. After a run the node
-// sends its input pose, a background preview and its canvas size (UI output seed_pose/background/canvas),
-// which feed "Load from input" and the background. Only `app` and `api` of ComfyUI's frontend are used,
+// The node's pose_json widget holds the edit and is hidden: one pose (a PoseKeypoints.to_json document) or,
+// once the clip has more than one frame, the timeline's keyframe document (stablepose_core/pose_keyframes.py).
+// The editor writes it, so saving or copying the node and queuing the prompt all carry the edit. After a run
+// the node sends its input poses (every frame), a background preview and its canvas size (UI output
+// seed_pose/background/canvas), which feed the timeline's input frames, "Load from input" and the background.
+// The timeline's in-betweens come from the pack's POST /stable_pose/interpolate: the node's own function. Only `app` and `api` of ComfyUI's frontend are used,
 // imported from the module paths that ComfyUI 0.3.x and 0.8.x frontends both serve.
 
 import { api } from "../../scripts/api.js";
 import { app } from "../../scripts/app.js";
 import { openPoseEditor } from "./pose_editor.js";
-import { emptyPose, hideOffCanvas, parsePose, poseOnCanvas, serializePose } from "./pose_model.js";
+import { hideOffCanvas, parsePose, poseOnCanvas, serializePose } from "./pose_model.js";
+import { Timeline } from "./pose_timeline.js";
 
 const NODE_TYPE = "StablePoseEditor";
 const POSE_WIDGET = "pose_json";
@@ -43,6 +46,17 @@ function loadImage(file) {
   });
 }
 
+async function interpolate(document) {
+  const response = await api.fetchApi(`/stable_pose/interpolate`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(document),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(answer.error ?? `HTTP ${response.status}`);
+  return answer.frames;
+}
+
 /** Width and height of a stored pose document without validating it, or null. */
 function storedSize(text) {
   try {
@@ -71,6 +85,31 @@ function loadPose(text, spec, [width, height], notes, what) {
   return pose;
 }
 
+/** The stored edit as a timeline on the node's canvas: keyframes, one pose (one frame), or none yet. */
+function storedTimeline(text, spec, size, inputFrames, notes) {
+  const [width, height] = size;
+  const empty = new Timeline({ width, height, frameCount: Math.max(1, inputFrames.length), inputFrames });
+  if (!text.trim()) return empty;
+  try {
+    const data = JSON.parse(text);
+    if (data?.format !== spec.keyframes_format) {
+      const timeline = new Timeline({ width, height, inputFrames });
+      timeline.setKey(0, loadPose(text, spec, size, notes, "stored pose"));
+      return timeline;
+    }
+    if (!Array.isArray(data.keys)) throw new Error('"keys" must be a list');
+    const timeline = new Timeline({ width, height, frameCount: data.frames, curve: data.curve, inputFrames });
+    for (const { frame, people } of data.keys) {
+      const key = JSON.stringify({ format: spec.format, width: data.width, height: data.height, people });
+      timeline.setKey(frame, loadPose(key, spec, size, notes, `key at frame ${frame}`));
+    }
+    return timeline;
+  } catch (error) {
+    notes.push(`the stored pose could not be read (${error.message}); Apply replaces it`);
+    return empty;
+  }
+}
+
 async function openEditor(node) {
   const poseWidget = findWidget(node, POSE_WIDGET);
   const text = poseWidget.value ?? "";
@@ -78,24 +117,22 @@ async function openEditor(node) {
   const size = canvasSize(node, text) ?? spec.default_size;
   const input = node.stablePoseInput;
   const notes = [];
-  const inputPose = input?.seed ? loadPose(input.seed, spec, size, notes, "input pose") : null;
-  let pose = inputPose ?? emptyPose(...size);
-  if (text.trim()) {
-    try {
-      pose = loadPose(text, spec, size, notes, "stored pose");
-    } catch (error) {
-      notes.push(`the stored pose could not be read (${error.message}); Apply replaces it`);
-    }
-  }
+  const inputNotes = [];
+  const inputFrames = (input?.seeds ?? []).map((seed) => loadPose(seed, spec, size, inputNotes, "input pose"));
+  if (inputNotes.length === 1) notes.push(inputNotes[0]);
+  else if (inputNotes.length > 1) notes.push(`joints of ${inputNotes.length} input frames lie off the canvas and are hidden`);
+  const timeline = storedTimeline(text, spec, size, inputFrames, notes);
   const background = input?.background ? await loadImage(input.background) : null;
   openPoseEditor({
     spec,
-    pose,
-    inputPose,
+    timeline,
+    interpolate,
     background,
     notice: notes.join("; "),
-    onApply(edited) {
-      poseWidget.value = serializePose(edited, spec);
+    onApply({ pose, timeline: edited }) {
+      if (edited.frameCount === 1) poseWidget.value = serializePose(pose, spec);
+      else if (edited.keys.size === 0) poseWidget.value = ""; // unedited input clip: it passes through
+      else poseWidget.value = JSON.stringify(edited.document(spec));
       poseWidget.callback?.(poseWidget.value);
       node.setDirtyCanvas(true, true);
     },
@@ -131,7 +168,7 @@ app.registerExtension({
     nodeType.prototype.onExecuted = function (output, ...args) {
       onExecuted?.apply(this, [output, ...args]);
       this.stablePoseInput = {
-        seed: output?.seed_pose?.[0] ?? null,
+        seeds: output?.seed_pose ?? [],
         background: output?.background?.[0] ?? null,
         canvas: output?.canvas?.length === 2 ? output.canvas : null,
       };

@@ -141,6 +141,16 @@ describe("dragging and history", () => {
     assert.deepEqual(model.pose.people[0][RIGHT_WRIST], [x + 50, y + 20, 1]);
   });
 
+  test("reset shows another pose with a fresh history and drops a selection it cannot keep", () => {
+    const model = start();
+    model.moveJoint(0, RIGHT_WRIST, 10, 10);
+    model.select({ person: 0, joint: RIGHT_WRIST });
+    model.reset(emptyPose(512, 768));
+    assert.deepEqual(model.pose, emptyPose(512, 768));
+    assert.ok(!model.canUndo && !model.canRedo);
+    assert.equal(model.selection, null);
+  });
+
   test("drags are clipped to the canvas pixels and a click without a move records nothing", () => {
     const model = start();
     const [x, y] = model.pose.people[0][RIGHT_WRIST];

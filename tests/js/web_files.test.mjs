@@ -11,7 +11,7 @@ const source = (name) => readFileSync(new URL(name, WEB), "utf8");
 const COMFY_MODULES = new Set(["../../scripts/app.js", "../../scripts/api.js"]);
 
 test("web/ holds the editor's modules", () => {
-  assert.deepEqual(files.sort(), ["pose_editor.js", "pose_model.js", "stable_pose_editor.js"]);
+  assert.deepEqual(files.sort(), ["pose_editor.js", "pose_model.js", "pose_timeline.js", "stable_pose_editor.js"]);
 });
 
 for (const name of files) {

@@ -15,7 +15,7 @@ the zero convs nonzero, so control residuals are nonzero), embeddings and other 
 The SD modules are built on the meta device (ComfyUI's ops skip weight init anyway) and the checkpoints
 are streamed to disk tensor by tensor, so peak memory stays near one tensor rather than the 2 GB model.
 
-Usage (from the repo root): ``python -m tools.make_test_models [--force]``.
+Usage (from the repo root): ``python -m tests.support.make_test_models [--force]``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tools.comfy_host import REPO_ROOT, import_comfy
+from stablepose_host import find_comfyui, import_comfy
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TEST_MODELS_DIR = REPO_ROOT / ".cache" / "test-models"
 SEED = 1234
@@ -133,28 +135,27 @@ def _meta_specs(parts: Iterable[tuple[nn.Module, str]], drop: frozenset[str] = f
 
 def _sd15_params() -> tuple[dict, dict]:
     """(UNet kwargs, VAE params) of ComfyUI's ``v1-inference.yaml``, converted as ComfyUI converts LDM configs."""
-    comfy_path = import_comfy()
     import yaml
-    from comfy.model_detection import convert_config
 
-    config = yaml.safe_load((comfy_path / "models" / "configs" / "v1-inference.yaml").read_text())["model"]["params"]
+    convert_config = import_comfy("comfy.model_detection").convert_config
+    config = yaml.safe_load((find_comfyui() / "models" / "configs" / "v1-inference.yaml").read_text())["model"][
+        "params"
+    ]
     unet = convert_config({**config["unet_config"]["params"], "use_checkpoint": False})
     return unet, config["first_stage_config"]["params"]
 
 
 def sd15_checkpoint_specs() -> list[TensorSpec]:
-    import_comfy()
-    import comfy.clip_model
-    import comfy.ops
-    from comfy.ldm.models.autoencoder import AutoencoderKL
-    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+    clip_model, ops = import_comfy("comfy.clip_model"), import_comfy("comfy.ops")
+    AutoencoderKL = import_comfy("comfy.ldm.models.autoencoder").AutoencoderKL
+    UNetModel = import_comfy("comfy.ldm.modules.diffusionmodules.openaimodel").UNetModel
 
     unet_params, vae_params = _sd15_params()
-    clip_config = json.loads((Path(comfy.clip_model.__file__).parent / "sd1_clip_config.json").read_text())
+    clip_config = json.loads((Path(clip_model.__file__).parent / "sd1_clip_config.json").read_text())
     with torch.device("meta"):
         unet = UNetModel(**unet_params, device="meta")
         vae = AutoencoderKL(ddconfig=vae_params["ddconfig"], embed_dim=vae_params["embed_dim"])
-        clip = comfy.clip_model.CLIPTextModel(clip_config, torch.float16, "meta", comfy.ops.disable_weight_init)
+        clip = clip_model.CLIPTextModel(clip_config, torch.float16, "meta", ops.disable_weight_init)
     # The original checkpoint holds the bare HF CLIPTextModel: no text projection.
     drop = frozenset({"cond_stage_model.transformer.text_projection.weight"})
     parts = ((unet, "model.diffusion_model."), (vae, "first_stage_model."), (clip, "cond_stage_model.transformer."))
@@ -162,8 +163,7 @@ def sd15_checkpoint_specs() -> list[TensorSpec]:
 
 
 def controlnet_specs() -> list[TensorSpec]:
-    import_comfy()
-    from comfy.cldm.cldm import ControlNet
+    ControlNet = import_comfy("comfy.cldm.cldm").ControlNet
 
     unet_params, _ = _sd15_params()
     with torch.device("meta"):

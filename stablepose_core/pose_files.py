@@ -1,0 +1,120 @@
+"""Save and load ``POSE_KEYPOINT`` as JSON files, in comfyui_controlnet_aux's layout, inside one folder only.
+
+The file layout is what comfyui_controlnet_aux's ``SavePoseKpsAsJsonFile`` writes: a JSON list of frames,
+each ``{"people": [{"pose_keypoints_2d": [...], ...}], "canvas_width", "canvas_height"}``. A clip is saved as
+``<prefix>_<counter>.json`` (all frames), or per frame as ``<prefix>_<counter>/frame_<index>.json`` (each a
+list of one frame, the same layout). Loading takes one such file, or a folder of them (files in name order,
+frames concatenated); a lone frame object is accepted too.
+
+Every name is relative to a *root* the caller chooses (the nodes use ComfyUI's output and input folders):
+each part must be a plain name (letters, digits, space, ``.``, ``_``, ``-``, not starting with ``.``), and
+the resolved path (symlinks followed) must stay inside the root, so nothing is read or written elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .pose_sequence import PoseSequence, pose_keypoint_frames
+
+NAME_PART = re.compile(r"^[A-Za-z0-9_\- ][A-Za-z0-9_\-. ]*$")
+COUNTER_DIGITS = 5
+
+
+def safe_path(root: str | os.PathLike, name: str) -> Path:
+    """``root/name`` after checking ``name`` is a relative path of plain parts that stays inside ``root``."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("a file name is needed (e.g. poses/clip_00001.json)")
+    parts = re.split(r"[\\/]", name.strip())
+    bad = [part for part in parts if not NAME_PART.match(part)]
+    if bad or name.strip().startswith(("/", "\\")):
+        raise ValueError(
+            f"invalid file name {name!r}: use relative names of letters, digits, space, '.', '_' and '-' "
+            "separated by '/', none starting with '.' (no absolute paths, no '..')"
+        )
+    base = Path(root).resolve()
+    path = base.joinpath(*parts).resolve()
+    if path != base and base not in path.parents:
+        raise ValueError(f"{name!r} leads outside the folder {base}")
+    return path
+
+
+def _next_counter(folder: Path, stem: str) -> int:
+    pattern = re.compile(rf"^{re.escape(stem)}_(\d{{{COUNTER_DIGITS}}})(\.json)?$")
+    used = [int(match.group(1)) for entry in folder.iterdir() if (match := pattern.match(entry.name))]
+    return max(used, default=0) + 1
+
+
+def save_pose_keypoint(pose_keypoint: Any, root: str | os.PathLike, prefix: str, per_frame: bool = False) -> list[Path]:
+    """Write the frames under ``root`` as ``<prefix>_<counter>.json`` or per frame in ``<prefix>_<counter>/``.
+
+    The frames are checked first (they must parse as poses on one canvas); they are written as given.
+    Returns the files written. Never overwrites: the counter is one past the highest already there.
+    """
+    frames = pose_keypoint_frames(pose_keypoint)
+    PoseSequence.from_pose_keypoint(frames)  # refuse what could not be loaded back
+    target = safe_path(root, prefix)
+    if target == Path(root).resolve():
+        raise ValueError("the file prefix must name a file, not the folder itself")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    name = f"{target.name}_{_next_counter(target.parent, target.name):0{COUNTER_DIGITS}d}"
+    if not per_frame:
+        path = target.parent / f"{name}.json"
+        path.write_text(json.dumps(frames))
+        return [path]
+    folder = target.parent / name
+    folder.mkdir()
+    paths = []
+    for index, frame in enumerate(frames):
+        path = folder / f"frame_{index:0{COUNTER_DIGITS}d}.json"
+        path.write_text(json.dumps([frame]))
+        paths.append(path)
+    return paths
+
+
+def _read_frames(path: Path, shown: str) -> list[Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise ValueError(f"{shown} is not valid JSON ({where}: {error.msg})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{shown} is not a UTF-8 text file") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(frame, dict) for frame in data):
+        raise ValueError(
+            f"{shown} is not POSE_KEYPOINT JSON: expected a list of frames like "
+            '{"people": [{"pose_keypoints_2d": [...]}], "canvas_width": W, "canvas_height": H}'
+        )
+    return data
+
+
+def load_pose_keypoint(root: str | os.PathLike, name: str) -> list[dict[str, Any]]:
+    """The frames of file (or folder of files) ``name`` under ``root``; errors say which file and what."""
+    path = safe_path(root, name)
+    if path.is_dir():
+        files = sorted(entry for entry in path.iterdir() if entry.suffix == ".json" and entry.is_file())
+        if not files:
+            raise ValueError(f"folder {name!r} holds no .json files")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ValueError(f"no file or folder {name!r} in {Path(root).resolve()}")
+    frames: list[Any] = []
+    for file in files:
+        shown = repr(str(file.relative_to(Path(root).resolve())))
+        read = _read_frames(file, shown)
+        try:
+            PoseSequence.from_pose_keypoint(read)
+        except ValueError as error:
+            raise ValueError(f"{shown}: {error}") from None
+        frames += read
+    if not frames:
+        raise ValueError(f"{name!r} holds no frames")
+    PoseSequence.from_pose_keypoint(frames)  # one canvas across files
+    return frames

@@ -1,0 +1,89 @@
+"""The editor's keyframe document: key poses on a timeline, and the clip they make.
+
+``{"format": "stable-pose-coco17-keyframes", "width", "height", "joints", "frames": N, "curve": "linear",
+"keys": [{"frame": f, "people": [[[x, y, c] × 17], ...]}, ...]}`` — the ``pose_json`` of a
+``StablePoseEditor`` node whose edit spans several frames (a single pose stays a ``stable-pose-coco17``
+document). The clip is :func:`.pose_interpolation.interpolate_keys` of the keys; the node and the editor's
+``/stable_pose/interpolate`` route both call :func:`clip_from_keyframes`, so what the editor plays is what
+the node outputs. Person k of every key is the same person (keys with fewer people get absent slots).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .keypoints import COCO17_NAMES, canvas_side
+from .pose_interpolation import CURVES, interpolate_keys
+from .pose_sequence import JOINTS, PoseSequence
+
+KEYFRAMES_FORMAT = "stable-pose-coco17-keyframes"
+MAX_FRAMES = 100_000
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+def check_people(people: Any, where: str) -> None:
+    """Raise ``ValueError`` naming the first person or joint that is not 17 ``[x, y, confidence]`` numbers."""
+    if not isinstance(people, list):
+        raise ValueError(f'{where} needs "people": a list of people, each 17 [x, y, confidence] joints')
+    for index, person in enumerate(people):
+        if not isinstance(person, list) or len(person) != JOINTS:
+            count = len(person) if isinstance(person, list) else type(person).__name__
+            raise ValueError(f"{where}: person {index} must have {JOINTS} COCO-17 joints, got {count}")
+        for joint, values in enumerate(person):
+            if not (isinstance(values, list) and len(values) == 3 and all(_is_number(v) for v in values)):
+                raise ValueError(
+                    f"{where}: person {index}, joint {joint} ({COCO17_NAMES[joint]}) must be [x, y, confidence] "
+                    f"numbers, got {values!r}"
+                )
+
+
+def _positive_int(data: dict[str, Any], key: str, limit: int) -> int:
+    value = data.get(key)
+    if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= limit):
+        raise ValueError(f"keyframe document needs {key!r}: a whole number in 1..{limit}, got {value!r}")
+    return value
+
+
+def clip_from_keyframes(data: Any) -> PoseSequence:
+    """The clip of a keyframe document (a parsed JSON object); ``ValueError`` says what is wrong with it."""
+    if not isinstance(data, dict) or data.get("format") != KEYFRAMES_FORMAT:
+        raise ValueError(f'not a "{KEYFRAMES_FORMAT}" document')
+    if list(data.get("joints", COCO17_NAMES)) != list(COCO17_NAMES):
+        raise ValueError("joints must be the COCO-17 names in COCO order")
+    width, height = canvas_side("width", data.get("width")), canvas_side("height", data.get("height"))
+    frames = _positive_int(data, "frames", MAX_FRAMES)
+    curve = data.get("curve", "linear")
+    if curve not in CURVES:
+        raise ValueError(f"curve must be one of {CURVES}, got {curve!r}")
+    keys = data.get("keys")
+    if not isinstance(keys, list) or not keys:
+        raise ValueError('keyframe document needs "keys": a non-empty list of {"frame", "people"}')
+    for index, key in enumerate(keys):
+        if not isinstance(key, dict) or not isinstance(key.get("frame"), int) or isinstance(key.get("frame"), bool):
+            raise ValueError(f'key {index} must be {{"frame": whole number, "people": [...]}}')
+        check_people(key.get("people"), f"key at frame {key['frame']}")
+    keys = sorted(keys, key=lambda key: key["frame"])
+    people = max(len(key["people"]) for key in keys)
+    points = np.zeros((len(keys), people, JOINTS, 3), np.float32)
+    for index, key in enumerate(keys):
+        if key["people"]:
+            points[index, : len(key["people"])] = np.asarray(key["people"], np.float32)
+    return interpolate_keys(PoseSequence(points, width, height), [key["frame"] for key in keys], frames, curve)
+
+
+def keyframes_document(keys: dict[int, np.ndarray], frames: int, width: int, height: int, curve: str) -> dict:
+    """A keyframe document from ``{frame: (people, 17, 3)}`` (the inverse of :func:`clip_from_keyframes`' input)."""
+    return {
+        "format": KEYFRAMES_FORMAT,
+        "width": width,
+        "height": height,
+        "joints": list(COCO17_NAMES),
+        "frames": frames,
+        "curve": curve,
+        "keys": [{"frame": int(frame), "people": np.asarray(keys[frame]).tolist()} for frame in sorted(keys)],
+    }

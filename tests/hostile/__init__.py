@@ -1,0 +1,1 @@
+"""Hostile inputs: files and values a careless or malicious user could hand the pack (issue 16)."""

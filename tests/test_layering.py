@@ -1,0 +1,95 @@
+"""The layers of the pack, checked on the source: ``stablepose_core`` is plain PyTorch/numpy (no ComfyUI, no other
+layer of the pack) and production code (core, host discovery, nodes, training) never imports ``tools/`` or
+``tests/``, so an installed pack needs neither. Imports are read from the syntax tree, so a function-local or
+``importlib`` import counts as well as a top-level one."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stablepose_host import find_comfyui
+
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCTION = ("stablepose_core", "stablepose_host", "nodes", "training")
+DEVELOPMENT = frozenset({"tools", "tests", "benchmarks"})
+PACK_LAYERS = frozenset({"stablepose_host", "nodes", "training"}) | DEVELOPMENT
+# ComfyUI's own top-level modules, always forbidden in the core even if the ComfyUI found here lacks one
+COMFY_ALWAYS = frozenset({"comfy", "comfy_extras", "comfy_api", "comfy_execution", "folder_paths", "execution"})
+
+
+def production_files() -> list[Path]:
+    return [ROOT / "__init__.py", *(path for layer in PRODUCTION for path in sorted((ROOT / layer).rglob("*.py")))]
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> Iterator[tuple[int, str]]:
+    """(line, absolute dotted name) of every import in a file, relative imports resolved against the layout
+    under ``root`` (the pack's package), plus ``importlib.import_module("...")``/``__import__``/``import_comfy``."""
+    package = list(path.relative_to(root).parent.parts)
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                names = [".".join([*base, node.module or ""]).strip(".")] if node.module else []
+                names += [".".join([*base, alias.name]) for alias in node.names] if not node.module else []
+                yield from ((node.lineno, name or "<pack root>") for name in names)
+            else:
+                yield node.lineno, node.module or ""
+        elif isinstance(node, ast.Call) and (name := _dynamic_import(node)):
+            yield node.lineno, name
+
+
+def _dynamic_import(call: ast.Call) -> str | None:
+    """The module named by ``import_module("x")``, ``__import__("x")`` or ``import_comfy("x")``, else None."""
+    func = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+    first = call.args[0] if call.args else None
+    if func in ("import_module", "__import__", "import_comfy") and isinstance(first, ast.Constant):
+        return str(first.value)
+    return None
+
+
+def comfyui_modules() -> frozenset[str]:
+    """Top-level module names a ComfyUI checkout provides (``nodes``, ``server``, ``utils``, ``comfy``, ...)."""
+    comfy = find_comfyui()
+    names = {p.stem for p in comfy.glob("*.py")} | {p.name for p in comfy.iterdir() if (p / "__init__.py").is_file()}
+    return frozenset(names) | COMFY_ALWAYS
+
+
+def violations(files: list[Path], forbidden: frozenset[str]) -> list[str]:
+    return [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for path in files
+        for line, name in imported_modules(path)
+        if name.split(".")[0] in forbidden
+    ]
+
+
+def test_production_code_never_imports_tools_or_tests() -> None:
+    assert violations(production_files(), DEVELOPMENT) == []
+
+
+def test_core_imports_no_comfyui_and_no_other_layer_of_the_pack() -> None:
+    core = sorted((ROOT / "stablepose_core").rglob("*.py"))
+    assert core, "no stablepose_core sources found"
+    assert violations(core, comfyui_modules() | PACK_LAYERS) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "where", "found"),
+    [
+        ("from tools.comfy_host import ComfyHost\n", "training/x.py", "tools.comfy_host"),
+        ("def f():\n    from ..tests.support import browser\n", "nodes/x.py", "tests.support"),
+        ("import importlib\nimportlib.import_module('comfy.sd')\n", "stablepose_core/x.py", "comfy.sd"),
+        ("from . import nodes\n", "stablepose_core/x.py", "stablepose_core.nodes"),
+    ],
+)
+def test_the_scan_sees_every_kind_of_import(tmp_path: Path, source: str, where: str, found: str) -> None:
+    path = tmp_path / where
+    path.parent.mkdir()
+    path.write_text(source)
+    assert found in [name for _line, name in imported_modules(path, tmp_path)]
