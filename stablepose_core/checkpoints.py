@@ -313,17 +313,29 @@ def build_adapter(
     dtype: torch.dtype | None = None,
     operations: Ops = nn,
 ) -> StablePoseAdapter:
-    """An adapter holding exactly ``state_dict`` (no random init is computed: built on the meta device)."""
+    """An adapter holding the values of ``state_dict`` (no random init is computed: built on the meta device).
+
+    Every parameter is a fresh allocation (``dtype`` or the stored one), as ComfyUI's loaders copy into new
+    parameters: tensors read from safetensors/mmap buffers are views at arbitrary file offsets, not 64-byte
+    aligned, and the CPU convolution copies such a weight at every call.
+    """
     check_adapter_weights(state_dict, config)
     with torch.device("meta"):
         adapter = StablePoseAdapter(config, operations)
-    missing, unexpected = adapter.load_state_dict(state_dict, strict=False, assign=True)
+    fresh = {name: _fresh_copy(tensor, device, dtype) for name, tensor in state_dict.items()}
+    missing, unexpected = adapter.load_state_dict(fresh, strict=False, assign=True)
     if missing or unexpected:
         raise CheckpointError(
             f"adapter weights do not match the inferred architecture: missing {missing[:5]} "
             f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})"
         )
-    return adapter.to(device=device, dtype=dtype).eval()
+    return adapter.eval()
+
+
+def _fresh_copy(tensor: torch.Tensor, device: torch.device | str, dtype: torch.dtype | None) -> torch.Tensor:
+    """``tensor``'s values in a new allocation on ``device``; floating tensors in ``dtype`` when given."""
+    dtype = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
+    return torch.empty(tensor.shape, dtype=dtype, device=device).copy_(tensor)
 
 
 def load_adapter(

@@ -28,11 +28,17 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 whatever the activation or weight dtype and device, as LDM does."""
+    """GroupNorm computed in float32 whatever the activation or weight dtype and device, as LDM does.
+
+    On CPU, half-precision activations go straight in: the kernel takes them with float32 scale and shift
+    ("mixed type"), keeps its statistics in float32 and rounds once, without two full-size dtype copies.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = None if self.weight is None else self.weight.to(x.device, torch.float32)
         bias = None if self.bias is None else self.bias.to(x.device, torch.float32)
+        if x.device.type == "cpu" and x.dtype in (torch.float16, torch.bfloat16):
+            return F.group_norm(x, self.num_groups, weight, bias, self.eps)
         return F.group_norm(x.float(), self.num_groups, weight, bias, self.eps).type(x.dtype)
 
 
@@ -164,7 +170,8 @@ class SpatialTransformer(nn.Module):
             y = block(y, context)
         if self.use_linear:
             y = self.proj_out(y)
-        y = rearrange(y, "b (h w) c -> b c h w", h=h, w=w)
+        # contiguous as in LDM: a channels-last view would make every following conv reformat its weight per call
+        y = rearrange(y, "b (h w) c -> b c h w", h=h, w=w).contiguous()
         if not self.use_linear:
             y = self.proj_out(y)
         return y + x
