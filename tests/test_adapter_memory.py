@@ -13,19 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stablepose_core.adapter import AdapterConfig, StablePoseAdapter
+from stablepose_core.adapter import StablePoseAdapter
 from stablepose_core.checkpoints import load_adapter, save_adapter
 from stablepose_core.masks import MaskSettings, pmsa_masks
-from tests.support.reference_weights import sample_pose_image, seeded_state_dict
+from tests.support.reference_weights import SMALL_CONFIG, sample_pose_image, seeded_state_dict
 
-SMALL = AdapterConfig(
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=2,
-    attention_levels=(0, 1),
-    context_dim=64,
-    inject_channels=(32,),
-)
 ROWS = 3  # no parameter has 3 (or a multiple of 3) as leading size, so no activation takes a parameter's shape
 COPY_OPS = frozenset({"aten::copy_", "aten::clone", "aten::contiguous", "aten::_to_copy"})
 
@@ -40,11 +32,11 @@ def _data_start(path: Path) -> int:
 def unaligned_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An adapter file whose tensor data starts off a 64-byte boundary, as real files may."""
     with torch.device("meta"):
-        shapes = StablePoseAdapter(SMALL)
+        shapes = StablePoseAdapter(SMALL_CONFIG)
     state = seeded_state_dict(shapes)
     path = tmp_path_factory.mktemp("unaligned") / "adapter.safetensors"
     for pad in range(0, 64, 8):
-        save_adapter(path, state, metadata={"padding": "-" * pad}, config=SMALL)
+        save_adapter(path, state, metadata={"padding": "-" * pad}, config=SMALL_CONFIG)
         if _data_start(path) % 64:
             break
     assert any(t.data_ptr() % 64 for t in load_file(path).values()), "the file's tensors must read unaligned"

@@ -22,16 +22,7 @@ from stablepose_core.checkpoints import (
     save_adapter,
 )
 from stablepose_core.unet_blocks import ResBlock
-from tests.support.reference_weights import seeded_state_dict
-
-SMALL = AdapterConfig(
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=2,
-    attention_levels=(0, 1),
-    context_dim=64,
-    inject_channels=(32,),
-)
+from tests.support.reference_weights import SMALL_CONFIG, seeded_state_dict
 
 
 class Exploit:
@@ -42,7 +33,7 @@ class Exploit:
 @pytest.fixture(scope="module")
 def adapter_sd():
     with torch.device("meta"):
-        shapes = StablePoseAdapter(SMALL)
+        shapes = StablePoseAdapter(SMALL_CONFIG)
     return seeded_state_dict(shapes)
 
 
@@ -61,7 +52,7 @@ def official_file(tmp_path, adapter_sd):
 
 def test_official_whole_model_checkpoint_loads_with_inferred_config(official_file, adapter_sd):
     adapter = load_adapter(official_file)
-    assert adapter.config == SMALL
+    assert adapter.config == SMALL_CONFIG
     loaded = adapter.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in adapter_sd.items())
 
@@ -90,7 +81,7 @@ def test_converter_cli(official_file, tmp_path, adapter_sd, dtype, capsys):
     with safe_open(str(target), "pt") as handle:
         meta = handle.metadata()
     assert meta["format"] == "stable-pose-adapter" and len(meta["source_sha256"]) == 64
-    assert load_adapter(target).config == SMALL
+    assert load_adapter(target).config == SMALL_CONFIG
 
 
 def test_converter_rejects_a_non_adapter(tmp_path, capsys):
@@ -144,7 +135,7 @@ def test_missing_file(tmp_path):
 
 
 def test_saved_adapter_keeps_head_counts_and_is_atomic(tmp_path):
-    config = AdapterConfig(**{**SMALL.to_dict(), "num_heads": 4, "vit_heads": 4})
+    config = AdapterConfig(**{**SMALL_CONFIG.to_dict(), "num_heads": 4, "vit_heads": 4})
     with torch.device("meta"):
         shapes = StablePoseAdapter(config)
     state = seeded_state_dict(shapes)
@@ -167,9 +158,9 @@ def _fake_unet(adapter_sd):
 
 def test_init_from_sd_unet_copies_by_name_and_zeroes_the_zero_convs(adapter_sd):
     unet = _fake_unet(adapter_sd)
-    assert config_from_unet(unet, inject_channels=(32,)) == SMALL
+    assert config_from_unet(unet, inject_channels=(32,)) == SMALL_CONFIG
     torch.manual_seed(0)
-    adapter, fresh = adapter_from_sd_unet(unet, SMALL)
+    adapter, fresh = adapter_from_sd_unet(unet, SMALL_CONFIG)
     state = adapter.state_dict()
     assert torch.equal(state["input_blocks.4.0.in_layers.2.weight"], unet["input_blocks.4.0.in_layers.2.weight"])
     assert torch.equal(state["input_blocks.1.0.out_layers.3.weight"], unet["input_blocks.1.0.out_layers.3.weight"])

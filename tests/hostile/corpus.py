@@ -20,19 +20,10 @@ import torch
 from safetensors.torch import save_file
 
 from stablepose_core.adapter import AdapterConfig, StablePoseAdapter
-from tests.support.reference_weights import seeded_state_dict
-
-SMALL = AdapterConfig(
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=2,
-    attention_levels=(0, 1),
-    context_dim=64,
-    inject_channels=(32,),
-)
+from tests.support.reference_weights import SMALL_CONFIG, seeded_state_dict
 
 
-def small_adapter_state_dict(config: AdapterConfig = SMALL) -> dict[str, torch.Tensor]:
+def small_adapter_state_dict(config: AdapterConfig = SMALL_CONFIG) -> dict[str, torch.Tensor]:
     with torch.device("meta"):
         shapes = StablePoseAdapter(config)
     return seeded_state_dict(shapes)

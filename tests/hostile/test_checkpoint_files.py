@@ -17,8 +17,9 @@ from safetensors.torch import load_file, save_file
 
 from stablepose_core import convert
 from stablepose_core.checkpoints import ADAPTER_PREFIX, CheckpointError, load_adapter, read_checkpoint, save_adapter
+from tests.support.reference_weights import SMALL_CONFIG
 
-from .corpus import SMALL, bad_adapters, malformed_safetensors, malicious_pickles, small_adapter_state_dict
+from .corpus import bad_adapters, malformed_safetensors, malicious_pickles, small_adapter_state_dict
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,7 +83,7 @@ def test_framework_objects_beside_the_weights_still_load(tmp_path, adapter_sd, m
     torch.save({"state_dict": state, "config": DictConfig(lr=1e-5)}, path)
     for name in ("omegaconf", module.__name__):
         monkeypatch.delitem(sys.modules, name)
-    assert load_adapter(path).config == SMALL
+    assert load_adapter(path).config == SMALL_CONFIG
 
 
 def test_malformed_safetensors_headers_give_one_clear_error(corpus):
@@ -148,9 +149,9 @@ def test_a_killed_write_leaves_nothing_the_next_one_does_not_clean(tmp_path):
     script = (
         "import torch, sys\n"
         "from stablepose_core.checkpoints import save_adapter\n"
-        "from tests.hostile.corpus import SMALL\n"
+        "from tests.support.reference_weights import SMALL_CONFIG\n"
         "tensors = {f't{i}': torch.zeros(16 << 20) for i in range(24)}\n"  # 1.5 GB: long enough to be killed
-        f"save_adapter({str(target)!r}, tensors, config=SMALL)\n"
+        f"save_adapter({str(target)!r}, tensors, config=SMALL_CONFIG)\n"
     )
     child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, start_new_session=True)
     partial = tmp_path / ".big.safetensors.partial"
@@ -161,7 +162,7 @@ def test_a_killed_write_leaves_nothing_the_next_one_does_not_clean(tmp_path):
     child.wait()
     assert partial.is_dir() and not target.exists(), "the write was not interrupted mid-way"
     adapter = small_adapter_state_dict()
-    save_adapter(target, adapter, config=SMALL)
+    save_adapter(target, adapter, config=SMALL_CONFIG)
     assert [p.name for p in tmp_path.iterdir()] == ["big.safetensors"]
     assert load_file(target).keys() == adapter.keys()
 

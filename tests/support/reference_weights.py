@@ -12,6 +12,18 @@ import cv2
 import numpy as np
 import torch
 
+from stablepose_core.adapter import AdapterConfig
+
+# A small adapter of the true structure (two levels, attention, one inject block), for fast checkpoint tests.
+SMALL_CONFIG = AdapterConfig(
+    model_channels=32,
+    channel_mult=(1, 2),
+    num_res_blocks=2,
+    attention_levels=(0, 1),
+    context_dim=64,
+    inject_channels=(32,),
+)
+
 
 def seeded_tensor(name: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     """~N(0, 1/fan_in) for weights, N(0, 0.05) for vectors, 1 + N(0, 0.05) for norm scales."""
