@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .keypoints import COCO17_NAMES, canvas_side
+from .keypoints import COCO17_NAMES, PoseDataError, canvas_side, coco17_people
 from .pose_interpolation import CURVES, interpolate_keys
 from .pose_sequence import JOINTS, PoseSequence
 
@@ -22,24 +22,12 @@ KEYFRAMES_FORMAT = "stable-pose-coco17-keyframes"
 MAX_FRAMES = 100_000
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
-
-
-def check_people(people: Any, where: str) -> None:
-    """Raise ``ValueError`` naming the first person or joint that is not 17 ``[x, y, confidence]`` numbers."""
-    if not isinstance(people, list):
-        raise ValueError(f'{where} needs "people": a list of people, each 17 [x, y, confidence] joints')
-    for index, person in enumerate(people):
-        if not isinstance(person, list) or len(person) != JOINTS:
-            count = len(person) if isinstance(person, list) else type(person).__name__
-            raise ValueError(f"{where}: person {index} must have {JOINTS} COCO-17 joints, got {count}")
-        for joint, values in enumerate(person):
-            if not (isinstance(values, list) and len(values) == 3 and all(_is_number(v) for v in values)):
-                raise ValueError(
-                    f"{where}: person {index}, joint {joint} ({COCO17_NAMES[joint]}) must be [x, y, confidence] "
-                    f"numbers, got {values!r}"
-                )
+def key_people(key: dict[str, Any]) -> np.ndarray:
+    """``(P, 17, 3)`` people of one key; :class:`PoseDataError` names the key's frame and the bad person or joint."""
+    try:
+        return coco17_people(key.get("people"))
+    except PoseDataError as error:
+        raise PoseDataError(f"key at frame {key['frame']}: {error}") from None
 
 
 def _positive_int(data: dict[str, Any], key: str, limit: int) -> int:
@@ -66,13 +54,11 @@ def clip_from_keyframes(data: Any) -> PoseSequence:
     for index, key in enumerate(keys):
         if not isinstance(key, dict) or not isinstance(key.get("frame"), int) or isinstance(key.get("frame"), bool):
             raise ValueError(f'key {index} must be {{"frame": whole number, "people": [...]}}')
-        check_people(key.get("people"), f"key at frame {key['frame']}")
     keys = sorted(keys, key=lambda key: key["frame"])
-    people = max(len(key["people"]) for key in keys)
-    points = np.zeros((len(keys), people, JOINTS, 3), np.float32)
-    for index, key in enumerate(keys):
-        if key["people"]:
-            points[index, : len(key["people"])] = np.asarray(key["people"], np.float32)
+    people = [key_people(key) for key in keys]
+    points = np.zeros((len(keys), max(len(p) for p in people), JOINTS, 3), np.float32)
+    for index, key_points in enumerate(people):
+        points[index, : len(key_points)] = key_points
     return interpolate_keys(PoseSequence(points, width, height), [key["frame"] for key in keys], frames, curve)
 
 
