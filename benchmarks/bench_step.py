@@ -1,21 +1,25 @@
 """Cost per sampling step in ComfyUI: plain SD1.5, with a stock SD1.5 ControlNet, with Stable-Pose.
 
     python benchmarks/bench_step.py [--sizes 256x192,512x512,512x768] [--rounds 3] [--steps 2]
-                                    [--frames 16] [--frame-size 256x192] [--device cpu|cuda] [--dtype fp32|fp16|bf16]
-                                    [--profile DIR]
+                                    [--frames 16] [--frame-size 256x192] [--window 8/2]
+                                    [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--profile DIR]
 
 One ComfyUI process (``tools.comfy_host.ComfyHost``) loads the random-weight test models of the true
 architectures (``tests.support.make_test_models``): an SD1.5 checkpoint through ``CheckpointLoaderSimple``, a stock
 SD1.5 ControlNet through ``ControlNetLoader`` + ``ControlNetApplyAdvanced`` (ComfyUI's own ControlNet classes)
 and the Stable-Pose adapter through ``LoadStablePose`` + ``ApplyStablePose``, all fed the same pose image.
 Each case runs CFG sampling (euler, cfg 5, cond and uncond batched as ComfyUI does) of the three variants in
-interleaved rounds, timing each sampling by wall clock and by process CPU time (less disturbed by other
-processes on a shared machine); a step is sampling time / steps, so per-sampling setup (hint resize, pose
-features) is included as a user pays it. Printed per case: step times (min and median over rounds), each
-control's overhead over the plain step (difference of the minima, and the median of the per-round
-differences), the ratio Stable-Pose / ControlNet of each, each control network's own forward time per step,
-and peak memory beside ControlNet's (tensor memory a sampling allocates beyond what was resident: the
-profiler's allocator events on CPU, ``max_memory_allocated`` on CUDA) with the networks' resident weights.
+interleaved rounds (their order rotating from round to round), timing each sampling by wall clock and by
+process CPU time (less disturbed by other processes on a shared machine); a step is sampling time / steps,
+so per-sampling setup (hint resize, pose features) is included as a user pays it. ``--frames`` adds a clip of
+that many latents, one pose per frame; ``--window LENGTH/OVERLAP`` adds the same clip sampled through
+ComfyUI's ``Context Windows (Manual)`` (every variant under the same windows; ``benchmarks/bench_video.py``
+runs that case alone, at clip sizes).
+Printed per case: step times (min and median over rounds), each control's overhead over the plain step
+(difference of the minima, and the median of the per-round differences), the ratio Stable-Pose / ControlNet of
+each, each control network's own forward time per step, and peak memory beside ControlNet's (tensor memory a
+sampling allocates beyond what was resident: the profiler's allocator events on CPU, ``max_memory_allocated``
+on CUDA) with the networks' resident weights.
 
 ``--dtype`` is the dtype the networks compute in. ComfyUI on a CPU never computes in fp16/bf16 (it stores
 such weights and casts them to fp32 per layer); with ``--dtype fp16/bf16`` on a CPU this script tells
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import statistics
 import sys
@@ -44,6 +49,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stablepose_host import import_comfy
+from tests.support.clip_sampling import comfy_windows
 from tests.support.make_test_models import ensure_test_models
 from tests.support.reference_weights import sample_pose_image
 from tools.comfy_host import ComfyHost
@@ -56,19 +62,25 @@ CFG, SAMPLER, SCHEDULER, SEED = 5.0, "euler", "normal", 0
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmarked shape: ``batch`` latents of ``width``×``height`` px."""
+    """One benchmarked shape: ``batch`` latents of ``width``×``height`` px, optionally sampled through context
+    windows of ``window`` = (length, overlap) frames."""
 
     width: int
     height: int
     batch: int = 1
+    window: tuple[int, int] | None = None
 
     @classmethod
-    def parse(cls, text: str, batch: int = 1) -> Case:
+    def parse(cls, text: str, batch: int = 1, window: str | None = None) -> Case:
         width, _, height = text.lower().partition("x")
-        return cls(int(width), int(height), batch)
+        length, _, overlap = window.partition("/") if window else (None, None, None)
+        return cls(int(width), int(height), batch, None if length is None else (int(length), int(overlap or 0)))
 
     def __str__(self) -> str:
-        return f"{self.width}x{self.height}" + (f" x{self.batch} frames" if self.batch > 1 else "")
+        frames = f" x{self.batch} frames" if self.batch > 1 else ""
+        return f"{self.width}x{self.height}{frames}" + (
+            f", windows {self.window[0]}/{self.window[1]}" if self.window else ""
+        )
 
 
 @dataclass
@@ -114,11 +126,19 @@ class Models:
             self.positive, self.negative, self.controlnet, pose, 1.0, 0.0, 1.0
         )
         patched = self.host.node_class("ApplyStablePose")().apply(self.model, self.adapter, pose, 1.0, 0.0, 1.0)[0]
+        plain = self.windowed(self.model, case)
         return {
-            "plain": Variant(self.model, self.positive, self.negative),
-            "controlnet": Variant(self.model, cn_pos, cn_neg, self.controlnet.control_model),
-            "stable_pose": Variant(patched, self.positive, self.negative, self.adapter.model),
+            "plain": Variant(plain, self.positive, self.negative),
+            "controlnet": Variant(plain, cn_pos, cn_neg, self.controlnet.control_model),
+            "stable_pose": Variant(self.windowed(patched, case), self.positive, self.negative, self.adapter.model),
         }
+
+    def windowed(self, model: object, case: Case) -> object:
+        """``model`` under ComfyUI's ``Context Windows (Manual)`` (static schedule, pyramid fuse) if windowed."""
+        if case.window is None:
+            return model
+        use_context_step_fix()
+        return comfy_windows(self.host, model, *case.window, "standard_static")
 
     def _time_forward(self, network: torch.nn.Module) -> None:
         """Record the network's own forward calls (synchronised on CUDA) into ``forward``."""
@@ -153,9 +173,29 @@ def boot(device: str, attention: str, workdir: Path) -> ComfyHost:
     return ComfyHost.boot(workdir, models_dir=models, cpu=device == "cpu")
 
 
+def use_context_step_fix() -> None:
+    """ComfyUI 0.3.75's context windows compare the schedule with every frame's timestep (a clip of N frames only
+    samples at N - 1 steps); compare with the first frame's, as ComfyUI 0.8.x does. No-op on 0.8.x."""
+    import comfy.context_windows
+
+    handler = comfy.context_windows.IndexListContextHandler
+    if "timestep[0]" in inspect.getsource(handler.set_step):
+        return
+
+    def set_step(self, timestep: torch.Tensor, model_options: dict) -> None:
+        sigmas = model_options["transformer_options"]["sample_sigmas"]
+        self._step = int(torch.nonzero(torch.isclose(sigmas, timestep[0], rtol=0.0001))[0].item())
+
+    handler.set_step = set_step
+
+
 def pose_image(case: Case) -> torch.Tensor:
-    """A drawn skeleton as a ComfyUI IMAGE (1, H, W, 3) in [0, 1]."""
-    return (sample_pose_image(case.height, case.width).movedim(1, -1) + 1) / 2
+    """A drawn skeleton as a ComfyUI IMAGE (N, H, W, 3) in [0, 1]: one image, or for a clip one per frame
+    (the skeleton moving right by 1/32 of the width per frame)."""
+    pose = (sample_pose_image(case.height, case.width).movedim(1, -1) + 1) / 2
+    if case.batch == 1:
+        return pose
+    return torch.cat([pose.roll(case.width // 32 * i, dims=2) for i in range(case.batch)])
 
 
 def _sync() -> None:
@@ -252,6 +292,12 @@ class Result:
         return statistics.median(getattr(t, clock) for t in self.forward) if self.forward else 0.0
 
 
+def rotated(names: list[str], round_: int) -> list[str]:
+    """The variants' order in one round, rotated each round: none always runs right after the same other."""
+    shift = round_ % len(names)
+    return names[shift:] + names[:shift]
+
+
 def run_case(models: Models, case: Case, args: argparse.Namespace) -> dict[str, Result]:
     """Interleaved rounds of the three variants at one case, then one more sampling each for peak memory."""
     variants = models.variants(case)
@@ -260,9 +306,9 @@ def run_case(models: Models, case: Case, args: argparse.Namespace) -> dict[str, 
     for timings in models.forward.values():
         timings.clear()
     results = {name: Result() for name in variants}
-    for _ in range(args.rounds):
-        for name, variant in variants.items():
-            results[name].samplings.append(sample(variant, case, args.steps))
+    for round_ in range(args.rounds):
+        for name in rotated(list(variants), round_):
+            results[name].samplings.append(sample(variants[name], case, args.steps))
     for name, variant in variants.items():
         if variant.network is not None:
             results[name].forward = list(models.forward[id(variant.network)])
@@ -373,6 +419,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="sampling steps per timed sampling (at least 2)")
     parser.add_argument("--frames", type=int, default=0, help="also a batch of this many latents (video frames)")
     parser.add_argument("--frame-size", default="256x192", help="WxH of the frames batch")
+    parser.add_argument("--window", help="also the frames batch under context windows of LENGTH/OVERLAP frames")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
@@ -396,6 +443,8 @@ def main() -> None:
         cases = [Case.parse(size) for size in args.sizes.split(",")]
         if args.frames:
             cases.append(Case.parse(args.frame_size, args.frames))
+            if args.window:
+                cases.append(Case.parse(args.frame_size, args.frames, args.window))
         import comfy.ldm.modules.attention as comfy_attention
 
         print(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import gc
 import importlib
-import inspect
 import weakref
 from typing import Any
 
@@ -26,6 +25,7 @@ from tests.support.clip_sampling import (
     assert_frames_equal,
     capture,
     clip_poses,
+    comfy_windows,
     residual_rows,
     sample,
 )
@@ -34,15 +34,6 @@ from tools.comfy_host import REPO_ROOT, ComfyHost
 
 def pack_module(comfy_host: ComfyHost, name: str) -> Any:
     return importlib.import_module(f"{comfy_host.pack_modules[REPO_ROOT].__name__}.{name}")
-
-
-def comfy_windows(comfy_host: ComfyHost, model, length: int, overlap: int, schedule: str, **extra) -> Any:
-    """ComfyUI's own ``Context Windows (Manual)`` node on ``model``."""
-    node = comfy_host.node_class("ContextWindowsManual")
-    options = {"context_stride": 1, "closed_loop": False, "fuse_method": "pyramid", "dim": 0} | extra
-    if "freenoise" in inspect.signature(node.execute).parameters:  # ComfyUI 0.8.x
-        options["freenoise"] = False
-    return node.execute(model, length, overlap, schedule, **options).result[0]
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ context handler) with the random SD1.5 test weights, for the clip tests (``tests
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -24,6 +25,15 @@ def clip_poses(frames: int = FRAMES) -> torch.Tensor:
     images = [pose.roll(4 * i, dims=1).flip(1) if i % 2 else pose.roll(4 * i, dims=1) for i in range(frames)]
     images[-1] = torch.zeros_like(pose)
     return torch.stack(images)
+
+
+def comfy_windows(comfy_host: ComfyHost, model, length: int, overlap: int, schedule: str, **extra) -> Any:
+    """ComfyUI's own ``Context Windows (Manual)`` node on ``model``."""
+    node = comfy_host.node_class("ContextWindowsManual")
+    options = {"context_stride": 1, "closed_loop": False, "fuse_method": "pyramid", "dim": 0} | extra
+    if "freenoise" in inspect.signature(node.execute).parameters:  # ComfyUI 0.8.x
+        options["freenoise"] = False
+    return node.execute(model, length, overlap, schedule, **options).result[0]
 
 
 def apply(comfy_host: ComfyHost, loaded: dict, poses: torch.Tensor | None = None, **options) -> Any:
