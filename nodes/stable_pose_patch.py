@@ -233,8 +233,8 @@ class StablePosePatch:
         step = 1.0 if sigmas is None else self.control.step_scale(float(sigmas.max()))
         scale = sampling.frame_scale[frames] * step
         scale = torch.where(is_uncond, scale * self.control.uncond_multiplier, scale)
-        out = out * scale.to(out.device, out.dtype)[:, None, None, None]
+        out = out.mul_(scale.to(out.device, out.dtype)[:, None, None, None])  # in place: the adapter's fresh output
         region = sampling.region(tuple(out.shape[-2:]), out)
         if region is not None:
-            out = out * (region[frames.to(region.device)] if region.shape[0] > 1 else region)
+            out = out.mul_(region[frames.to(region.device)] if region.shape[0] > 1 else region)
         return out
