@@ -17,7 +17,6 @@ on a CPU pass a smaller one (docs/video.md gives the one we measured).
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import tempfile
 from pathlib import Path
@@ -26,13 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_step import SEED, Case, Models, boot, report, run_case, sample
-from tools.comfy_host import REPO_ROOT
 
 
 def pose_work(models: Models, case: Case, steps: int) -> tuple[list[int], int]:
     """Pose feature computations in one Stable-Pose sampling of 1 and of ``steps`` steps, and the bytes of the
     pose state a sampling holds."""
-    patch = importlib.import_module(f"{models.host.pack_modules[REPO_ROOT].__name__}.nodes.stable_pose_patch")
+    patch = models.host.pack_module("nodes.stable_pose_patch")
     adapter = models.adapter.model
     encodes: list[int] = []
     held: list[int] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import itertools
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import torch
 from PIL import Image
 
 from tests.support.reference_weights import sample_pose_image
-from tools.comfy_host import REPO_ROOT, ComfyHost
+from tools.comfy_host import ComfyHost
 
 STEPS = 2
 _SEEDS = itertools.count(100)
@@ -26,11 +25,6 @@ def seed() -> int:
     values and, recursively, its ancestors' signatures; not its id), so without it a sampler identical to one of
     an earlier test would be answered from the cache without running; :func:`latents` checks that none was."""
     return next(_SEEDS)
-
-
-def pack_module(comfy_host: ComfyHost, name: str) -> Any:
-    """A module of this pack as ComfyUI imported it (under the package name its loader chose)."""
-    return importlib.import_module(f"{comfy_host.pack_modules[REPO_ROOT].__name__}.{name}")
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +113,7 @@ def test_apply_changes_the_output_and_strength_zero_is_exact(comfy_host, test_mo
 
 @pytest.mark.slow
 def test_start_end_percent_limit_the_steps(comfy_host, test_models, pose_files, monkeypatch, seed):
-    patch_module = pack_module(comfy_host, "nodes.stable_pose_patch")
+    patch_module = comfy_host.pack_module("nodes.stable_pose_patch")
     calls: list[float] = []
     original = patch_module.StablePosePatch.residuals
 
@@ -228,7 +222,7 @@ def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose
     import comfy.sample
     import comfy.samplers
 
-    core_masks = pack_module(comfy_host, "stablepose_core.masks")
+    core_masks = comfy_host.pack_module("stablepose_core.masks")
     model, clip, stable_pose = _loaded(comfy_host, test_models)
     pose_image = comfy_host.nodes.LoadImage().load_image("pose.png")[0]
     patched = comfy_host.node_class("ApplyStablePose")().apply(model, stable_pose, pose_image, 0.8, 0.0, 1.0)[0]

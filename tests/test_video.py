@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import gc
-import importlib
 import weakref
-from typing import Any
 
 import pytest
 import torch
@@ -29,11 +27,6 @@ from tests.support.clip_sampling import (
     residual_rows,
     sample,
 )
-from tools.comfy_host import REPO_ROOT, ComfyHost
-
-
-def pack_module(comfy_host: ComfyHost, name: str) -> Any:
-    return importlib.import_module(f"{comfy_host.pack_modules[REPO_ROOT].__name__}.{name}")
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +109,7 @@ def test_pose_work_is_once_per_sampling_and_released_after(comfy_host, loaded, m
 
     monkeypatch.setattr(adapter, "encode_pose", spy)
     patched = comfy_windows(comfy_host, apply(comfy_host, loaded), LENGTH, OVERLAP, "standard_static")
-    patch_module = pack_module(comfy_host, "nodes.stable_pose_patch")
+    patch_module = comfy_host.pack_module("nodes.stable_pose_patch")
     (patch,) = [w for w in patched.get_all_wrappers("diffusion_model") if isinstance(w, patch_module.StablePosePatch)]
     before = dict(vars(patch))
     clone = patched.clone()
@@ -194,7 +187,7 @@ def test_timestep_strengths_act_on_exactly_the_steps_they_name(comfy_host, loade
     ],
 )
 def test_bad_clip_inputs_are_refused_before_the_first_step(comfy_host, loaded, options, message):
-    keyframes = pack_module(comfy_host, "stablepose_core.keyframes")
+    keyframes = comfy_host.pack_module("stablepose_core.keyframes")
     if "frame_strength" in options:
         options["frame_strength"] = keyframes.FrameStrengths.parse(options["frame_strength"], "linear")
     poses = clip_poses()[: options.pop("poses", FRAMES)]

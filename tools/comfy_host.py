@@ -13,6 +13,7 @@ with the registered node definitions, following the frontend's ``widgets_values`
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import logging
 import sys
@@ -276,6 +277,11 @@ class ComfyHost:
         for folder in list(folder_paths.folder_names_and_paths):
             if folder not in MODEL_FOLDERS_EXCLUDED:
                 folder_paths.add_model_folder_path(folder, str(self.models_dir / folder), is_default=True)
+
+    def pack_module(self, name: str, pack: Path = REPO_ROOT) -> Any:
+        """A module of a loaded pack (``nodes.stable_pose_patch``) as ComfyUI imported it, under the package name
+        its loader chose."""
+        return importlib.import_module(f"{self.pack_modules[pack].__name__}.{name}")
 
     # ----- node definitions and UI workflows -----
 
