@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stablepose_core.pose_detection import BLAZEPOSE, create_detector
-from stablepose_core.skeleton import render_pose
+from stablepose_core.detect.backends import BLAZEPOSE, create_detector
+from stablepose_core.poses.skeleton import render_pose
 
 
 def frames_per_second(step: Callable[[int], object], frames: int, warmup: int = 3) -> float:

@@ -20,10 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stablepose_core.keypoints import PoseKeypoints
-from stablepose_core.pose_sequence import PoseSequence
-from stablepose_core.pose_smoothing import smooth_poses
-from stablepose_core.pose_tracking import track_people
+from stablepose_core.poses.keypoints import PoseKeypoints
+from stablepose_core.poses.sequence import PoseSequence
+from stablepose_core.poses.smoothing import smooth_poses
+from stablepose_core.poses.tracking import track_people
 
 WIDTH, HEIGHT = 1920, 1080
 # A standing person, offsets from the nose in pixels (COCO-17 order), about 200 px tall.

@@ -24,10 +24,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_extract import frames_per_second
-from stablepose_core.keypoints import PoseKeypoints
-from stablepose_core.pose_detection import BLAZEPOSE, OPENPOSE_FILE, backend_statuses, create_detector
-from stablepose_core.pose_score import score_image
-from stablepose_core.score_overlay import draw_score_overlay
+from stablepose_core.detect.backends import BLAZEPOSE, OPENPOSE_FILE, backend_statuses, create_detector
+from stablepose_core.evaluate.overlay import draw_score_overlay
+from stablepose_core.evaluate.score import score_image
+from stablepose_core.poses.keypoints import PoseKeypoints
 
 
 def random_weight_roots(folder: Path) -> list[str]:

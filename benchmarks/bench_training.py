@@ -33,9 +33,9 @@ import torch
 from torchvision.transforms import GaussianBlur
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stablepose_core.checkpoints import adapter_from_sd_unet, config_from_unet
-from stablepose_core.keypoints import PoseKeypoints
-from stablepose_core.skeleton import render_pose
+from stablepose_core.model.checkpoints import adapter_from_sd_unet, config_from_unet
+from stablepose_core.poses.keypoints import PoseKeypoints
+from stablepose_core.poses.skeleton import render_pose
 from training.diffusion import NUM_TIMESTEPS, alphas_cumprod, pose_weighted_mse, q_sample
 from training.loop import frozen_dtypes, micro_batch_loss
 from training.model import StablePoseTrainer, unet_eps

@@ -2,8 +2,8 @@
 
 The node holds the edit as JSON in its ``pose_json`` widget (hidden by ``web/stable_pose_editor.js``): one pose
 in the ``stable-pose-coco17`` format of ``PoseKeypoints.to_json``, or keyframes on a timeline in the
-``stable-pose-coco17-keyframes`` format (``stablepose_core.pose_keyframes``), whose clip is the core's key
-interpolation. Every frame is rendered with ``stablepose_core.skeleton``, so what the editor shows is exactly
+``stable-pose-coco17-keyframes`` format (``stablepose_core.poses.keyframes``), whose clip is the core's key
+interpolation. Every frame is rendered with ``stablepose_core.poses.skeleton``, so what the editor shows is exactly
 the stick figure Stable-Pose was trained on (HumanSD's COCO-17 drawing). Editing rules (also in
 ``docs/editor.md``):
 
@@ -35,7 +35,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..stablepose_core.keypoints import (
+from ..stablepose_core.poses.keyframes import KEYFRAMES_FORMAT, clip_from_keyframes
+from ..stablepose_core.poses.keypoints import (
     COCO17_FLIP_PAIRS,
     COCO17_LIMBS,
     COCO17_NAMES,
@@ -48,10 +49,9 @@ from ..stablepose_core.keypoints import (
     parse_json,
     pose_from_data,
 )
-from ..stablepose_core.pose_keyframes import KEYFRAMES_FORMAT, clip_from_keyframes
-from ..stablepose_core.pose_sequence import PoseSequence
-from ..stablepose_core.pose_transforms import fit_to_canvas
-from ..stablepose_core.skeleton import LIMB_COLORS, MAX_PEOPLE, line_width, render_pose
+from ..stablepose_core.poses.sequence import PoseSequence
+from ..stablepose_core.poses.skeleton import LIMB_COLORS, MAX_PEOPLE, line_width, render_pose
+from ..stablepose_core.poses.transforms import fit_to_canvas
 
 log = logging.getLogger("stable_pose")
 
@@ -82,7 +82,7 @@ def parse_edit(text: str) -> PoseSequence | None:
     """The edit in ``pose_json`` as a clip, or None when it is empty (no edit); ``PoseDataError`` says what is wrong.
 
     Accepts the editor's ``stable-pose-coco17`` document (one frame), its keyframe document (the clip the keys
-    interpolate to, :mod:`stablepose_core.pose_keyframes`), or ComfyUI ``POSE_KEYPOINT`` frames as OpenPose/DWPose
+    interpolate to, :mod:`stablepose_core.poses.keyframes`), or ComfyUI ``POSE_KEYPOINT`` frames as OpenPose/DWPose
     JSON, so a pose copied from elsewhere can be pasted in.
     """
     if not text.strip():

@@ -1,6 +1,6 @@
 """``OpenPoseExtract``: images -> Stable-Pose pose images (COCO-17, HumanSD colours) + ``POSE_KEYPOINT``.
 
-Thin ComfyUI wrapper around ``stablepose_core.pose_detection`` (detection) and ``stablepose_core.skeleton``
+Thin ComfyUI wrapper around ``stablepose_core.detect.backends`` (detection) and ``stablepose_core.poses.skeleton``
 (drawing). Detector weights are looked up, never downloaded, in ``models/pose_detectors`` (settable in
 ``extra_model_paths.yaml`` as ``pose_detectors``), in the folder given by ``AUX_ANNOTATOR_CKPTS_PATH`` and in
 ``custom_nodes/comfyui_controlnet_aux*/ckpts``.
@@ -18,12 +18,12 @@ import folder_paths
 import numpy as np
 import torch
 
-from ..stablepose_core.keypoints import PoseKeypoints, pose_keypoint_frames
-from ..stablepose_core.pose_detection import LEGACY_BACKENDS, backend_statuses, create_detector
-from ..stablepose_core.pose_sequence import without_absent_people
-from ..stablepose_core.pose_smoothing import smooth_poses
-from ..stablepose_core.pose_tracking import track_people as track
-from ..stablepose_core.skeleton import MAX_PEOPLE, render_pose
+from ..stablepose_core.detect.backends import LEGACY_BACKENDS, backend_statuses, create_detector
+from ..stablepose_core.poses.keypoints import PoseKeypoints, pose_keypoint_frames
+from ..stablepose_core.poses.sequence import without_absent_people
+from ..stablepose_core.poses.skeleton import MAX_PEOPLE, render_pose
+from ..stablepose_core.poses.smoothing import smooth_poses
+from ..stablepose_core.poses.tracking import track_people as track
 from .pose_sequence import smoothing_inputs
 
 log = logging.getLogger("stable_pose")

@@ -1,6 +1,6 @@
 """Pose-sequence nodes: track, pick people, smooth, interpolate keys, transform, retarget, draw, save, load.
 
-Thin wrappers: each reads ``POSE_KEYPOINT`` into a ``stablepose_core.pose_sequence.PoseSequence``, calls one
+Thin wrappers: each reads ``POSE_KEYPOINT`` into a ``stablepose_core.poses.sequence.PoseSequence``, calls one
 core function and writes ``POSE_KEYPOINT`` back (OpenPose BODY-18 frames, pixels; after tracking, person k of
 every frame is the same person and absent people are all-zero). Files live only in ComfyUI's output (save)
 and input or output (load) folders. Details: ``docs/poses.md``.
@@ -15,13 +15,13 @@ import folder_paths
 import numpy as np
 import torch
 
-from ..stablepose_core import pose_smoothing as smoothing
-from ..stablepose_core import pose_tracking as tracking
-from ..stablepose_core import pose_transforms as transforms
-from ..stablepose_core.pose_files import load_pose_keypoint, safe_path, save_pose_keypoint
-from ..stablepose_core.pose_interpolation import CURVES, interpolate_keys
-from ..stablepose_core.pose_sequence import PoseSequence, without_absent_people
-from ..stablepose_core.skeleton import render_pose
+from ..stablepose_core.poses import smoothing as smoothing
+from ..stablepose_core.poses import tracking as tracking
+from ..stablepose_core.poses import transforms as transforms
+from ..stablepose_core.poses.files import load_pose_keypoint, safe_path, save_pose_keypoint
+from ..stablepose_core.poses.interpolation import CURVES, interpolate_keys
+from ..stablepose_core.poses.sequence import PoseSequence, without_absent_people
+from ..stablepose_core.poses.skeleton import render_pose
 
 CATEGORY = "Stable-Pose/pose sequence"
 POSES = ("POSE_KEYPOINT", {"tooltip": "Poses: one frame or a list of frames (comfyui_controlnet_aux format)."})

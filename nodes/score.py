@@ -1,8 +1,8 @@
 """``StablePoseScore`` and ``StablePoseSelectBest``: how well generated images follow their target pose.
 
 Thin ComfyUI wrappers: detection and pose inputs as ``OpenPoseExtract`` takes them (``nodes.extract``), scoring in
-``stablepose_core.pose_score`` (COCO OKS, people matched one-to-one), the picture in
-``stablepose_core.score_overlay``. ``docs/evaluation.md`` explains the numbers.
+``stablepose_core.evaluate.score`` (COCO OKS, people matched one-to-one), the picture in
+``stablepose_core.evaluate.overlay``. ``docs/evaluation.md`` explains the numbers.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..stablepose_core.keypoints import PoseKeypoints, pose_keypoint_frames
-from ..stablepose_core.pose_score import ImageScore, score_image
-from ..stablepose_core.score_overlay import draw_score_overlay
+from ..stablepose_core.evaluate.overlay import draw_score_overlay
+from ..stablepose_core.evaluate.score import ImageScore, score_image
+from ..stablepose_core.poses.keypoints import PoseKeypoints, pose_keypoint_frames
 from .extract import backend_input, detect_poses, given_poses, to_uint8_rgb
 
 CATEGORY = "Stable-Pose/evaluation"

@@ -10,14 +10,14 @@ import comfy.ops
 import folder_paths
 import torch
 
-from ..stablepose_core.adapter import AdapterConfig, StablePoseAdapter
-from ..stablepose_core.checkpoints import load_adapter
-from ..stablepose_core.mask_preview import mask_previews
-from ..stablepose_core.masks import SCHEDULES, MaskSettings, pmsa_masks
-from ..stablepose_core.pose_image import rgb_pose_images
-from .keyframe_nodes import FRAME_STRENGTHS, TIMESTEP_STRENGTHS, frame_strengths_from, timestep_strengths_from
+from ..stablepose_core.model.adapter import AdapterConfig, StablePoseAdapter
+from ..stablepose_core.model.checkpoints import load_adapter
+from ..stablepose_core.model.mask_preview import mask_previews
+from ..stablepose_core.model.masks import SCHEDULES, MaskSettings, pmsa_masks
+from ..stablepose_core.poses.image import rgb_pose_images
 from .model_folder import FOLDER_NAME
 from .stable_pose_patch import PoseControl, SchedulePercent, StablePosePatch
+from .strengths import FRAME_STRENGTHS, TIMESTEP_STRENGTHS, frame_strengths_from, timestep_strengths_from
 
 CATEGORY = "Stable-Pose"
 WRAPPER_KEY = "stable_pose"

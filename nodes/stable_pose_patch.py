@@ -34,9 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..stablepose_core.adapter import StablePoseAdapter, control_dict
-from ..stablepose_core.keyframes import FrameStrengths, TimestepStrengths
-from ..stablepose_core.masks import MaskSettings, assemble_masks
+from ..stablepose_core.model.adapter import StablePoseAdapter, control_dict
+from ..stablepose_core.model.masks import MaskSettings, assemble_masks
+from ..stablepose_core.model.strengths import FrameStrengths, TimestepStrengths
 
 UPSCALE_METHOD = "nearest-exact"  # how ComfyUI's ControlNet resizes hints
 SAMPLING_KEY = "stable_pose_sampling"  # transformer_options entry: {patch: PoseSampling} of the running sampling

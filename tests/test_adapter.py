@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from stablepose_core import pmsa
-from stablepose_core.adapter import AdapterConfig, StablePoseAdapter, control_dict
-from stablepose_core.masks import MaskSettings, pmsa_masks
-from stablepose_core.row_groups import RowGroups
+from stablepose_core.model import pmsa
+from stablepose_core.model.adapter import AdapterConfig, StablePoseAdapter, control_dict
+from stablepose_core.model.masks import MaskSettings, pmsa_masks
+from stablepose_core.model.row_groups import RowGroups
 from tests.support.reference_weights import sample_pose_image, seeded_state_dict
 
 SMALL = AdapterConfig(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from stablepose_core.blazepose import (
+from stablepose_core.detect.blazepose import (
     DETECTOR_STEM,
     LANDMARK_STEM,
     MODEL_DIR,
@@ -22,9 +22,9 @@ from stablepose_core.blazepose import (
     project,
     ssd_anchor_centres,
 )
-from stablepose_core.keypoints import VISIBILITY_THRESHOLD
-from stablepose_core.pose_formats import to_coco17
-from stablepose_core.tflite_graph import TFLiteGraph, shard_paths
+from stablepose_core.detect.tflite_graph import TFLiteGraph, shard_paths
+from stablepose_core.poses.formats import to_coco17
+from stablepose_core.poses.keypoints import VISIBILITY_THRESHOLD
 from tools.make_blazepose_references import REFERENCE_FILE, reference_photos
 
 REFERENCE = json.loads(REFERENCE_FILE.read_text())["landmarks"]

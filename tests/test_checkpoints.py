@@ -8,9 +8,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from stablepose_core import convert
-from stablepose_core.adapter import AdapterConfig, StablePoseAdapter
-from stablepose_core.checkpoints import (
+from stablepose_core.model import convert
+from stablepose_core.model.adapter import AdapterConfig, StablePoseAdapter
+from stablepose_core.model.checkpoints import (
     ADAPTER_PREFIX,
     CheckpointError,
     adapter_from_sd_unet,
@@ -21,7 +21,7 @@ from stablepose_core.checkpoints import (
     read_checkpoint,
     save_adapter,
 )
-from stablepose_core.unet_blocks import ResBlock
+from stablepose_core.model.unet_blocks import ResBlock
 from tests.support.reference_weights import SMALL_CONFIG, seeded_state_dict
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from stablepose_core.coco_metrics import evaluate_keypoints, people_count_error, pose_cosine_similarity
-from stablepose_core.oks import COCO17_SIGMAS
+from stablepose_core.evaluate.coco_metrics import evaluate_keypoints, people_count_error, pose_cosine_similarity
+from stablepose_core.evaluate.oks import COCO17_SIGMAS
 
 # Three joints of one arm; coordinates are (pattern + offset) × sigma × 1000 px, so after CAP's division by the
 # sigmas each axis is the pattern itself up to scale and shift, which the min-max normalisation removes.

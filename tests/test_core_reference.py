@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stablepose_core.adapter import AdapterConfig, AttnResBlock, StablePoseAdapter
-from stablepose_core.masks import MaskSettings, pmsa_masks, pose_region_masks
-from stablepose_core.pmsa import to_token_masks
+from stablepose_core.model.adapter import AdapterConfig, AttnResBlock, StablePoseAdapter
+from stablepose_core.model.masks import MaskSettings, pmsa_masks, pose_region_masks
+from stablepose_core.model.pmsa import to_token_masks
 from tests.support.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 
 DATA = Path(__file__).parent / "data" / "core"

@@ -14,10 +14,10 @@ from PIL import Image
 from skimage import data
 from torch.utils.flop_counter import FlopCounterMode
 
-from stablepose_core.dwpose import DETECTOR_FILE, JOINT_SCORE, POSE_FILE, box_to_crop, letterbox, person_boxes
-from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.pose_detection import DWPOSE, backend_statuses, create_detector
-from stablepose_core.skeleton import render_pose
+from stablepose_core.detect.backends import DWPOSE, backend_statuses, create_detector
+from stablepose_core.detect.dwpose import DETECTOR_FILE, JOINT_SCORE, POSE_FILE, box_to_crop, letterbox, person_boxes
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.skeleton import render_pose
 from tests.support.dwpose_models import (
     CKPTS_DIR,
     RTMPOSE_L_BODY_GMACS,

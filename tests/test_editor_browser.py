@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.pose_keyframes import clip_from_keyframes
-from stablepose_core.skeleton import LIMB_COLORS, render_pose
+from stablepose_core.poses.keyframes import clip_from_keyframes
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
 from tests.support.browser import (
     ComfyServer,
     assert_no_extension_errors,

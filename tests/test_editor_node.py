@@ -22,11 +22,11 @@ from aiohttp.test_utils import make_mocked_request
 from PIL import Image
 from skimage import data
 
-from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.pose_interpolation import interpolate_keys
-from stablepose_core.pose_keyframes import clip_from_keyframes, keyframes_document
-from stablepose_core.pose_sequence import PoseSequence
-from stablepose_core.skeleton import LIMB_COLORS, render_pose
+from stablepose_core.poses.interpolation import interpolate_keys
+from stablepose_core.poses.keyframes import clip_from_keyframes, keyframes_document
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.sequence import PoseSequence
+from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
 
 NODE = "StablePoseEditor"
 JS_FIXTURES = Path(__file__).parent / "js" / "fixtures.json"

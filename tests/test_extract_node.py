@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 from skimage import data
 
-from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.pose_detection import OPENPOSE_FILE
-from stablepose_core.skeleton import LIMB_COLORS, render_pose
+from stablepose_core.detect.backends import OPENPOSE_FILE
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
 
 NODE = "OpenPoseExtract"
 

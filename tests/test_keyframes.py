@@ -1,9 +1,9 @@
-"""Per-frame and per-step strength math (``stablepose_core.keyframes``)."""
+"""Per-frame and per-step strength math (``stablepose_core.model.strengths``)."""
 
 import pytest
 import torch
 
-from stablepose_core.keyframes import FrameStrengths, TimestepSegment, TimestepStrengths
+from stablepose_core.model.strengths import FrameStrengths, TimestepSegment, TimestepStrengths
 
 
 def test_keyframe_spec_interpolates_between_and_holds_the_ends():

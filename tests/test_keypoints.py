@@ -5,18 +5,18 @@ import json
 import numpy as np
 import pytest
 
-from stablepose_core.keypoints import (
-    COCO17_FLIP_PAIRS,
-    COCO17_LIMBS,
-    COCO17_NAMES,
-    PoseKeypoints,
-)
-from stablepose_core.pose_formats import (
+from stablepose_core.poses.formats import (
     BLAZEPOSE33_OF_COCO17,
     BODY25_OF_COCO17,
     OPENPOSE18_OF_COCO17,
     from_coco17,
     to_coco17,
+)
+from stablepose_core.poses.keypoints import (
+    COCO17_FLIP_PAIRS,
+    COCO17_LIMBS,
+    COCO17_NAMES,
+    PoseKeypoints,
 )
 
 

@@ -1,7 +1,8 @@
 """The layers of the pack, checked on the source: ``stablepose_core`` is plain PyTorch/numpy (no ComfyUI, no other
 layer of the pack) and production code (core, host discovery, nodes, training) never imports ``tools/`` or
-``tests/``, so an installed pack needs neither. Imports are read from the syntax tree, so a function-local or
-``importlib`` import counts as well as a top-level one."""
+``tests/``, so an installed pack needs neither. Inside the core, the subsystem packages import only downwards
+(:data:`CORE_LAYERS`): poses at the bottom, the model and the detectors on poses, evaluation and the body model above.
+Imports are read from the syntax tree, so a function-local or ``importlib`` import counts as well as a top-level one."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION = ("stablepose_core", "stablepose_host", "nodes", "training")
 DEVELOPMENT = frozenset({"tools", "tests", "benchmarks"})
 PACK_LAYERS = frozenset({"stablepose_host", "nodes", "training"}) | DEVELOPMENT
+# rank of each part of stablepose_core: a module may import its own part and parts of a lower rank only
+CORE_LAYERS = {"atomic": 0, "poses": 1, "model": 2, "detect": 2, "evaluate": 3, "body": 3, "convert": 4}
 # ComfyUI's own top-level modules, always forbidden in the core even if the ComfyUI found here lacks one
 COMFY_ALWAYS = frozenset({"comfy", "comfy_extras", "comfy_api", "comfy_execution", "folder_paths", "execution"})
 
@@ -77,6 +80,55 @@ def test_core_imports_no_comfyui_and_no_other_layer_of_the_pack() -> None:
     core = sorted((ROOT / "stablepose_core").rglob("*.py"))
     assert core, "no stablepose_core sources found"
     assert violations(core, comfyui_modules() | PACK_LAYERS) == []
+
+
+def core_part(path: Path, root: Path = ROOT) -> str:
+    """The part of the core a file belongs to: its package under ``stablepose_core``, or its module name."""
+    parts = path.relative_to(root / "stablepose_core").parts
+    return parts[0] if len(parts) > 1 else Path(parts[0]).stem
+
+
+def wrong_way_imports(root: Path = ROOT) -> list[str]:
+    """Imports from one part of the core to a part of the same or a higher rank (``model`` -> ``evaluate``...)."""
+    found = []
+    for path in sorted((root / "stablepose_core").rglob("*.py")):
+        part = core_part(path, root)
+        if part == "__init__":
+            continue
+        for line, name in imported_modules(path, root):
+            target = name.split(".")
+            if target[0] != "stablepose_core" or len(target) < 2 or target[1] == part:
+                continue
+            if CORE_LAYERS.get(target[1], 99) >= CORE_LAYERS.get(part, -1):
+                found.append(f"{path.relative_to(root)}:{line} ({part}) imports {name}")
+    return found
+
+
+def test_every_part_of_the_core_has_a_rank() -> None:
+    parts = {core_part(path) for path in (ROOT / "stablepose_core").rglob("*.py")} - {"__init__"}
+    assert parts <= set(CORE_LAYERS), f"give {sorted(parts - set(CORE_LAYERS))} a rank in CORE_LAYERS"
+
+
+def test_core_subsystems_import_only_downwards() -> None:
+    assert wrong_way_imports() == []
+
+
+@pytest.mark.parametrize(
+    ("where", "source", "wrong"),
+    [
+        ("stablepose_core/poses/x.py", "from ..model.adapter import StablePoseAdapter\n", True),
+        ("stablepose_core/model/x.py", "from ..detect import backends\n", True),
+        ("stablepose_core/detect/x.py", "def f():\n    from stablepose_core.evaluate.oks import oks_matrix\n", True),
+        ("stablepose_core/evaluate/x.py", "from ..body import fit\n", True),
+        ("stablepose_core/body/x.py", "from ..poses.keypoints import PoseKeypoints\n", False),
+        ("stablepose_core/evaluate/x.py", "from .oks import oks_matrix\n", False),
+    ],
+)
+def test_the_direction_check_fails_on_a_wrong_way_import(tmp_path: Path, where: str, source: str, wrong: bool) -> None:
+    path = tmp_path / where
+    path.parent.mkdir(parents=True)
+    path.write_text(source)
+    assert bool(wrong_way_imports(tmp_path)) == wrong
 
 
 @pytest.mark.parametrize(

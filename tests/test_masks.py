@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from stablepose_core.masks import (
+from stablepose_core.model.masks import (
     SCHEDULES,
     MaskSettings,
     pmsa_masks,

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.pose_detection import (
+from stablepose_core.detect.backends import (
     BLAZEPOSE,
     OPENPOSE,
     OPENPOSE_FILE,
@@ -16,6 +15,7 @@ from stablepose_core.pose_detection import (
     create_detector,
     find_weights,
 )
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
 
 # Hand-labelled on skimage.data.astronaut() (512 x 512), COCO conventions, joints visible in the photo only
 # (her left elbow and wrist are behind the helmet, her hips below the frame).
@@ -209,7 +209,7 @@ def dwpose_root(tmp_path_factory) -> Path:
 
 def test_dwpose_offered_only_with_both_files(dwpose_root, tmp_path):
     pytest.importorskip("onnxruntime")
-    from stablepose_core.pose_detection import DWPOSE
+    from stablepose_core.detect.backends import DWPOSE
 
     status = {s.name: s for s in backend_statuses([dwpose_root])}
     assert status[DWPOSE].available
@@ -220,7 +220,7 @@ def test_dwpose_offered_only_with_both_files(dwpose_root, tmp_path):
 
 def test_dwpose_pipeline_maps_model_outputs_to_image_pixels(dwpose_root):
     pytest.importorskip("onnxruntime")
-    from stablepose_core.pose_detection import DWPOSE
+    from stablepose_core.detect.backends import DWPOSE
 
     detector = create_detector(DWPOSE, [dwpose_root])
     try:
@@ -241,7 +241,7 @@ def test_dwpose_pipeline_maps_model_outputs_to_image_pixels(dwpose_root):
 
 
 def test_dwpose_crop_geometry():
-    from stablepose_core.dwpose import box_to_crop, crop
+    from stablepose_core.detect.dwpose import box_to_crop, crop
 
     image = np.zeros((300, 400, 3), np.uint8)
     image[150, 260] = 255  # a dot inside the box

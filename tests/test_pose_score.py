@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from skimage import data
 
-from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.oks import COCO17_SIGMAS, joint_similarity, keypoint_area, match_people, oks_matrix
-from stablepose_core.pose_detection import BLAZEPOSE, create_detector
-from stablepose_core.pose_score import score_image
-from stablepose_core.score_overlay import draw_score_overlay
+from stablepose_core.detect.backends import BLAZEPOSE, create_detector
+from stablepose_core.evaluate.oks import COCO17_SIGMAS, joint_similarity, keypoint_area, match_people, oks_matrix
+from stablepose_core.evaluate.overlay import draw_score_overlay
+from stablepose_core.evaluate.score import score_image
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
 
 PHOTOS = {
     "astronaut": data.astronaut(),

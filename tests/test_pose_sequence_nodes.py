@@ -10,10 +10,10 @@ import pytest
 import torch
 from skimage import data
 
-from stablepose_core.keypoints import PoseKeypoints
-from stablepose_core.pose_interpolation import interpolate_keys
-from stablepose_core.pose_sequence import PoseSequence
-from stablepose_core.skeleton import render_pose
+from stablepose_core.poses.interpolation import interpolate_keys
+from stablepose_core.poses.keypoints import PoseKeypoints
+from stablepose_core.poses.sequence import PoseSequence
+from stablepose_core.poses.skeleton import render_pose
 from tests.test_pose_sequences import H, W, person_at, sequence_of
 
 NODES = (

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.pose_files import load_pose_keypoint, safe_path, save_pose_keypoint
-from stablepose_core.pose_interpolation import blend, interpolate_keys
-from stablepose_core.pose_sequence import PoseSequence
-from stablepose_core.pose_smoothing import bridge_gaps, smooth_poses
-from stablepose_core.pose_tracking import object_keypoint_similarity, select_people, track_people
-from stablepose_core.pose_transforms import (
+from stablepose_core.poses.files import load_pose_keypoint, safe_path, save_pose_keypoint
+from stablepose_core.poses.interpolation import blend, interpolate_keys
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.sequence import PoseSequence
+from stablepose_core.poses.smoothing import bridge_gaps, smooth_poses
+from stablepose_core.poses.tracking import object_keypoint_similarity, select_people, track_people
+from stablepose_core.poses.transforms import (
     TREE,
     fit_to_canvas,
     limb_lengths,

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from stablepose_core.keypoints import PoseKeypoints
+from stablepose_core.poses.keypoints import PoseKeypoints
 
 NODES = ("StablePoseScore", "StablePoseSelectBest")
 

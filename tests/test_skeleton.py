@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.skeleton import LIMB_COLORS, MAX_PEOPLE, drawn_people, hls_palette, line_width, render_pose
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.skeleton import LIMB_COLORS, MAX_PEOPLE, drawn_people, hls_palette, line_width, render_pose
 
 DATA = Path(__file__).parent / "data" / "skeleton"
 CASES = sorted(path.stem for path in DATA.glob("*.png"))

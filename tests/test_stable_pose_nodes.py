@@ -222,7 +222,7 @@ def test_injected_residuals_equal_the_core_adapter(comfy_host, test_models, pose
     import comfy.sample
     import comfy.samplers
 
-    core_masks = comfy_host.pack_module("stablepose_core.masks")
+    core_masks = comfy_host.pack_module("stablepose_core.model.masks")
     model, clip, stable_pose = _loaded(comfy_host, test_models)
     pose_image = comfy_host.nodes.LoadImage().load_image("pose.png")[0]
     patched = comfy_host.node_class("ApplyStablePose")().apply(model, stable_pose, pose_image, 0.8, 0.0, 1.0)[0]

@@ -13,8 +13,8 @@ import safetensors
 import safetensors.torch
 import torch
 
-from stablepose_core.adapter import control_dict
-from stablepose_core.checkpoints import UNET_PREFIX, adapter_from_sd_unet, load_adapter
+from stablepose_core.model.adapter import control_dict
+from stablepose_core.model.checkpoints import UNET_PREFIX, adapter_from_sd_unet, load_adapter
 from stablepose_host import import_comfy
 from tests.support.synthetic_data import write_synthetic_dataset
 from training.config import TrainConfig

@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stablepose_core.keypoints import COCO17_FLIP_PAIRS, PoseKeypoints
-from stablepose_core.masks import SCHEDULES, MaskSettings
+from stablepose_core.model.masks import SCHEDULES, MaskSettings
+from stablepose_core.poses.keypoints import COCO17_FLIP_PAIRS, PoseKeypoints
 from tests.support.synthetic_data import random_people, write_synthetic_dataset
 from training.augment import FLIP_P, augment_sample, build_pipeline
 from training.config import MASK_SCHEDULES, TrainConfig, build_parser, parse_args

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stablepose_core.keypoints import PoseKeypoints
-from stablepose_core.skeleton import render_pose
+from stablepose_core.poses.keypoints import PoseKeypoints
+from stablepose_core.poses.skeleton import render_pose
 from tests.support.synthetic_data import random_people, write_synthetic_dataset
 from training.config import TrainConfig
 from training.loop import train

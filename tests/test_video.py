@@ -187,7 +187,7 @@ def test_timestep_strengths_act_on_exactly_the_steps_they_name(comfy_host, loade
     ],
 )
 def test_bad_clip_inputs_are_refused_before_the_first_step(comfy_host, loaded, options, message):
-    keyframes = comfy_host.pack_module("stablepose_core.keyframes")
+    keyframes = comfy_host.pack_module("stablepose_core.model.strengths")
     if "frame_strength" in options:
         options["frame_strength"] = keyframes.FrameStrengths.parse(options["frame_strength"], "linear")
     poses = clip_poses()[: options.pop("poses", FRAMES)]

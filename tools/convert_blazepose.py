@@ -4,7 +4,7 @@ Source: the ``mediapipe==0.10.14`` wheel (Apache-2.0), ``modules/pose_detection/
 ``modules/pose_landmark/pose_landmark_full.tflite`` (what ``mp.solutions.pose.Pose(model_complexity=1)``
 runs). Their weights are stored as float16 in the ``.tflite`` files (``DEQUANTIZE`` ops, some sparse behind
 ``DENSIFY``), so the fp16 output is lossless. The op list (conv, depthwise conv, add, pad, ...) and its options
-are written into the file's metadata; :mod:`stablepose_core.tflite_graph` runs them with PyTorch.
+are written into the file's metadata; :mod:`stablepose_core.detect.tflite_graph` runs them with PyTorch.
 
 Needs (dev only): ``mediapipe==0.10.14`` (Python <= 3.12), ``tflite`` (the schema) and ``ai-edge-litert``
 (its interpreter densifies the sparse weights exactly as TFLite does).
@@ -13,7 +13,7 @@ Unused heads (segmentation, world landmarks) are pruned. The fp16 networks are a
 repository accepts in one file, so each is cut into consecutive safetensors shards of at most 4 MB
 (``<name>-00001-of-00002.safetensors``, the graph in the first shard's metadata).
 
-Usage (from the repo root): ``python -m tools.convert_blazepose [--out stablepose_core/blazepose_models]``.
+Usage (from the repo root): ``python -m tools.convert_blazepose [--out stablepose_core/detect/blazepose_models]``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from stablepose_core.blazepose import DETECTOR_STEM, LANDMARK_STEM, MODEL_DIR
-from stablepose_core.tflite_graph import shard_name
+from stablepose_core.detect.blazepose import DETECTOR_STEM, LANDMARK_STEM, MODEL_DIR
+from stablepose_core.detect.tflite_graph import shard_name
 
 # stem -> (file in the mediapipe wheel, the outputs kept: the detector's boxes and scores; the landmark
 # network's landmarks, pose flag and heat map; its segmentation and world-landmark heads are dropped)

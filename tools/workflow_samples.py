@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageSequence
 
-from stablepose_core.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.pose_keyframes import clip_from_keyframes, keyframes_document
-from stablepose_core.skeleton import render_pose
+from stablepose_core.poses.keyframes import clip_from_keyframes, keyframes_document
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.skeleton import render_pose
 
 PHOTO = "stable_pose_astronaut.jpg"
 EXAMPLE_POSE = "stable_pose_example_pose.png"

@@ -14,7 +14,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from stablepose_core.keypoints import PoseKeypoints
+from stablepose_core.poses.keypoints import PoseKeypoints
 
 FLIP_P = 0.2
 

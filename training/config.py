@@ -19,7 +19,7 @@ import yaml
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DATA_FORMATS = ("auto", "folder", "humanart")
-MASK_SCHEDULES = ("released_train", "paper", "unmasked")  # the names of stablepose_core.masks (and the nodes)
+MASK_SCHEDULES = ("released_train", "paper", "unmasked")  # the names of stablepose_core.model.masks (and the nodes)
 # Before the vocabulary was unified, training called the official training masks "released"; in the nodes and the
 # core "released" is the evaluation masks. A config saying "released" must say which it means.
 RELEASED_IN_TRAINING = (

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stablepose_core.keypoints import COCO17_NAMES, JSON_FORMAT, PoseKeypoints, parse_json
-from stablepose_core.skeleton import MAX_PEOPLE, render_pose
+from stablepose_core.poses.keypoints import COCO17_NAMES, JSON_FORMAT, PoseKeypoints, parse_json
+from stablepose_core.poses.skeleton import MAX_PEOPLE, render_pose
 
 from .augment import augment_sample, build_pipeline
 

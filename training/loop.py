@@ -28,9 +28,9 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs
 from tqdm.auto import tqdm
 
-from stablepose_core.adapter import StablePoseAdapter
 from stablepose_core.atomic import atomic_write
-from stablepose_core.checkpoints import (
+from stablepose_core.model.adapter import StablePoseAdapter
+from stablepose_core.model.checkpoints import (
     UNET_PREFIX,
     adapter_from_sd_unet,
     config_from_unet,

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from stablepose_core.adapter import StablePoseAdapter
-from stablepose_core.masks import MaskSettings, pmsa_masks, training_loss_mask
+from stablepose_core.model.adapter import StablePoseAdapter
+from stablepose_core.model.masks import MaskSettings, pmsa_masks, training_loss_mask
 from stablepose_host import import_comfy
 
 from .diffusion import alphas_cumprod, pose_weighted_mse, q_sample

@@ -1,6 +1,6 @@
 """Build a training folder from plain images: ``python -m training.prepare IMAGES OUTPUT [--captions FILE]``.
 
-Each image goes through one of the pack's pose detectors (``stablepose_core.pose_detection``: MediaPipe
+Each image goes through one of the pack's pose detectors (``stablepose_core.detect.backends``: MediaPipe
 BlazePose built in; DWPose / OpenPose with local weights); images where nobody is found are left out. The
 output is the folder layout ``python -m training.train --data OUTPUT`` reads::
 
@@ -27,8 +27,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from stablepose_core.keypoints import COCO17_LIMBS, COCO17_NAMES
-from stablepose_core.pose_detection import backend_statuses, create_detector
+from stablepose_core.detect.backends import backend_statuses, create_detector
+from stablepose_core.poses.keypoints import COCO17_LIMBS, COCO17_NAMES
 from stablepose_host import find_comfyui
 
 from .data import IMAGE_EXTENSIONS, CaptionLookup, DatasetError, has_pose

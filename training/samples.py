@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stablepose_core.adapter import StablePoseAdapter
 from stablepose_core.atomic import atomic_write
-from stablepose_core.masks import MaskSettings, pmsa_masks
+from stablepose_core.model.adapter import StablePoseAdapter
+from stablepose_core.model.masks import MaskSettings, pmsa_masks
 
 from .diffusion import alphas_cumprod, ddim_sample
 from .model import unet_eps

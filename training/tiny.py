@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stablepose_core.adapter import AdapterConfig
+from stablepose_core.model.adapter import AdapterConfig
 from stablepose_host import import_comfy
 
 from .sd_loader import SDComponents, _plain_torch_forward

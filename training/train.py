@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from accelerate import PartialState
 
-    from stablepose_core.checkpoints import CheckpointError
+    from stablepose_core.model.checkpoints import CheckpointError
 
     from .config import parse_args
     from .data import DatasetError

@@ -4,7 +4,7 @@
 // DOM: no ComfyUI UI modules, nothing fetched but the background it is given and the in-betweens its
 // interpolate callback asks the pack's server for.
 //
-// The skeleton is drawn as stablepose_core.skeleton.render_pose draws it (limbs in order, each a line of the
+// The skeleton is drawn as stablepose_core.poses.skeleton.render_pose draws it (limbs in order, each a line of the
 // spec's line_width in its limb colour with round ends; joints present only if drawn), so the preview is
 // the picture the node renders; joint handles and hidden joints are drawn on top of it.
 

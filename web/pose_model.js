@@ -1,7 +1,7 @@
 // Editing model of the Stable-Pose editor: plain data, no DOM, so node's test runner covers it.
 //
 // A pose is { width, height, people } where each person is an array of COCO-17 joints [x, y, conf] in pixel
-// coordinates of a width x height canvas: stablepose_core.keypoints.PoseKeypoints, whose JSON document
+// coordinates of a width x height canvas: stablepose_core.poses.keypoints.PoseKeypoints, whose JSON document
 // (PoseKeypoints.to_json) parsePose/serializePose read and write. The skeleton spec ({ format, names,
 // limbs, limb_colors, flip_pairs, visibility_threshold, ... }) is served by the pack
 // (GET /stable_pose/skeleton_spec, nodes/editor.py) from the Python core, so joint order, limbs, colours

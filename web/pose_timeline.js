@@ -1,6 +1,6 @@
 // Timeline model of the Stable-Pose editor: key poses on frame numbers, plain data, no DOM.
 //
-// The keys travel as the keyframe document of stablepose_core/pose_keyframes.py ({ format, width, height,
+// The keys travel as the keyframe document of stablepose_core/poses/keyframes.py ({ format, width, height,
 // joints, frames, curve, keys: [{ frame, people }] }); the in-between frames are never computed here: the
 // editor asks the server (POST /stable_pose/interpolate), which runs the same core function the node runs,
 // and stores the answer with setInterpolated. Person k of every key is the same person.
@@ -73,7 +73,7 @@ export class Timeline {
     return true;
   }
 
-  /** The keyframe document of stablepose_core.pose_keyframes (positions rounded to 1/100 pixel). */
+  /** The keyframe document of stablepose_core.poses.keyframes (positions rounded to 1/100 pixel). */
   document(spec) {
     return {
       format: spec.keyframes_format,

@@ -1,7 +1,7 @@
 // ComfyUI extension of the Stable-Pose pack: the "Open pose editor" button of the StablePoseEditor node.
 //
 // The node's pose_json widget holds the edit and is hidden: one pose (a PoseKeypoints.to_json document) or,
-// once the clip has more than one frame, the timeline's keyframe document (stablepose_core/pose_keyframes.py).
+// once the clip has more than one frame, the timeline's keyframe document (stablepose_core/poses/keyframes.py).
 // The editor writes it, so saving or copying the node and queuing the prompt all carry the edit. After a run
 // the node sends its input poses (every frame), a background preview and its canvas size (UI output
 // seed_pose/background/canvas), which feed the timeline's input frames, "Load from input" and the background.

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from stablepose_core.adapter import AdapterConfig, StablePoseAdapter
+from stablepose_core.model.adapter import AdapterConfig, StablePoseAdapter
 from tests.support.reference_weights import SMALL_CONFIG, seeded_state_dict
 
 

@@ -15,8 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from stablepose_core import convert
-from stablepose_core.checkpoints import ADAPTER_PREFIX, CheckpointError, load_adapter, read_checkpoint, save_adapter
+from stablepose_core.model import convert
+from stablepose_core.model.checkpoints import (
+    ADAPTER_PREFIX,
+    CheckpointError,
+    load_adapter,
+    read_checkpoint,
+    save_adapter,
+)
 from tests.support.reference_weights import SMALL_CONFIG
 
 from .corpus import bad_adapters, malformed_safetensors, malicious_pickles, small_adapter_state_dict
@@ -148,7 +154,7 @@ def test_a_killed_write_leaves_nothing_the_next_one_does_not_clean(tmp_path):
     target = tmp_path / "big.safetensors"
     script = (
         "import torch, sys\n"
-        "from stablepose_core.checkpoints import save_adapter\n"
+        "from stablepose_core.model.checkpoints import save_adapter\n"
         "from tests.support.reference_weights import SMALL_CONFIG\n"
         "tensors = {f't{i}': torch.zeros(16 << 20) for i in range(24)}\n"  # 1.5 GB: long enough to be killed
         f"save_adapter({str(target)!r}, tensors, config=SMALL_CONFIG)\n"

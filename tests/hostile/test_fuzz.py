@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stablepose_core.checkpoints import CheckpointError, check_adapter_weights, infer_config, load_adapter
-from stablepose_core.keypoints import JSON_FORMAT, PoseDataError, PoseKeypoints, parse_pose_text
+from stablepose_core.model.checkpoints import CheckpointError, check_adapter_weights, infer_config, load_adapter
+from stablepose_core.poses.keypoints import JSON_FORMAT, PoseDataError, PoseKeypoints, parse_pose_text
 
 from .corpus import small_adapter_state_dict
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stablepose_core.masks import BLUR_CACHE_BYTES, MaskSettings, gaussian_kernel1d, pose_region_masks
-from stablepose_core.pose_image import rgb_pose_images
+from stablepose_core.model.masks import BLUR_CACHE_BYTES, MaskSettings, gaussian_kernel1d, pose_region_masks
+from stablepose_core.poses.image import rgb_pose_images
 
 
 def live_tensor_bytes() -> int:

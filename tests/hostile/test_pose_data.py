@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from stablepose_core.keypoints import MAX_CANVAS_SIZE, PoseDataError, PoseKeypoints, parse_pose_text
+from stablepose_core.poses.keypoints import MAX_CANVAS_SIZE, PoseDataError, PoseKeypoints, parse_pose_text
 
 BODY18 = [[10.0, 20.0, 1.0]] * 18
 

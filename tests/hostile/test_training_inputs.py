@@ -15,7 +15,7 @@ import safetensors.torch
 import torch
 from PIL import Image
 
-from stablepose_core.keypoints import PoseKeypoints
+from stablepose_core.poses.keypoints import PoseKeypoints
 from training.data import index_folder
 from training.loop import train
 from training.state import list_checkpoints

@@ -380,7 +380,7 @@ def calibration_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     import numpy as np
     from skimage import data
 
-    from stablepose_core.dwpose import box_to_crop, crop, letterbox
+    from stablepose_core.detect.dwpose import box_to_crop, crop, letterbox
 
     photo = data.astronaut()
     box = np.array([0.0, 0.0, photo.shape[1], photo.shape[0]])

@@ -173,8 +173,8 @@ def controlnet_specs() -> list[TensorSpec]:
 
 def build_adapter(path: Path, seed: int = SEED) -> None:
     """A random SD1.5-size Stable-Pose adapter with nonzero zero convs, saved with ``save_adapter``."""
-    from stablepose_core.adapter import AdapterConfig, StablePoseAdapter
-    from stablepose_core.checkpoints import save_adapter
+    from stablepose_core.model.adapter import AdapterConfig, StablePoseAdapter
+    from stablepose_core.model.checkpoints import save_adapter
 
     adapter = StablePoseAdapter(AdapterConfig.sd15())
     with torch.no_grad():

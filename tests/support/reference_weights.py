@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from stablepose_core.adapter import AdapterConfig
+from stablepose_core.model.adapter import AdapterConfig
 
 # A small adapter of the true structure (two levels, attention, one inject block), for fast checkpoint tests.
 SMALL_CONFIG = AdapterConfig(

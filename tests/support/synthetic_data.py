@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stablepose_core.keypoints import PoseKeypoints
-from stablepose_core.skeleton import render_pose
+from stablepose_core.poses.keypoints import PoseKeypoints
+from stablepose_core.poses.skeleton import render_pose
 
 
 def random_people(rng: np.random.Generator, width: int, height: int, people: int = 1) -> np.ndarray:

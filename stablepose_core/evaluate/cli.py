@@ -31,10 +31,10 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
+from ..detect.backends import backend_statuses, create_detector
+from ..poses.keypoints import COCO17_NAMES, PoseKeypoints
 from .coco_metrics import AREA_CHOICES, check_detections, evaluate_keypoints, is_person, labelled_joints
-from .keypoints import COCO17_NAMES, PoseKeypoints
-from .pose_detection import backend_statuses, create_detector
-from .pose_score import score_image
+from .score import score_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 PERSON_CATEGORY = {"id": 1, "name": "person", "keypoints": list(COCO17_NAMES)}
@@ -291,7 +291,3 @@ def main(argv: list[str] | None = None) -> int:
         f"CAP {metrics['CAP']:.3f}  PCE {metrics['PCE']:.3f}  OKS {oks}  -> {args.out / 'metrics.json'}"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .keypoints import VISIBILITY_THRESHOLD
-from .pose_sequence import PoseSequence
+from .sequence import PoseSequence
 
 CURVES = ("linear", "ease_in_out")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .pose_formats import (
+from .formats import (
     COCO17_NAMES,
     VISIBILITY_THRESHOLD,
     PoseDataError,

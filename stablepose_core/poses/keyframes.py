@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from .interpolation import CURVES, interpolate_keys
 from .keypoints import COCO17_NAMES, PoseDataError, canvas_side, coco17_people
-from .pose_interpolation import CURVES, interpolate_keys
-from .pose_sequence import JOINTS, PoseSequence
+from .sequence import JOINTS, PoseSequence
 
 KEYFRAMES_FORMAT = "stable-pose-coco17-keyframes"
 MAX_FRAMES = 100_000

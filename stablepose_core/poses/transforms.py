@@ -16,7 +16,7 @@ from collections import deque
 import numpy as np
 
 from .keypoints import COCO17_FLIP_PAIRS, COCO17_LIMBS, COCO17_NAMES, VISIBILITY_THRESHOLD
-from .pose_sequence import PoseSequence
+from .sequence import PoseSequence
 
 LEFT_SHOULDER = COCO17_NAMES.index("left_shoulder")
 HIPS = (COCO17_NAMES.index("left_hip"), COCO17_NAMES.index("right_hip"))

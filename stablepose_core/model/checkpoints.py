@@ -26,8 +26,8 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from ..atomic import atomic_write
 from .adapter import AdapterConfig, StablePoseAdapter, zero_init_convs
-from .atomic import atomic_write
 from .unet_blocks import Ops
 
 ADAPTER_PREFIX = "stable_pose_adapter."

@@ -22,7 +22,7 @@ import itertools
 import numpy as np
 
 from .keypoints import VISIBILITY_THRESHOLD
-from .pose_sequence import PoseSequence
+from .sequence import PoseSequence
 
 DEFAULT_MIN_CUTOFF = 1.0  # Hz
 DEFAULT_BETA = 1.0  # per (person height / s)

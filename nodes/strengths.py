@@ -7,7 +7,7 @@ importing that pack.
 
 from __future__ import annotations
 
-from ..stablepose_core.keyframes import CURVES, FrameStrengths, TimestepSegment, TimestepStrengths
+from ..stablepose_core.model.strengths import CURVES, FrameStrengths, TimestepSegment, TimestepStrengths
 
 CATEGORY = "Stable-Pose/keyframes"
 FRAME_STRENGTHS = "STABLE_POSE_FRAME_STRENGTHS"

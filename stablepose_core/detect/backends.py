@@ -27,10 +27,10 @@ from typing import Protocol
 
 import numpy as np
 
+from ..poses.formats import to_coco17
+from ..poses.keypoints import PoseKeypoints
 from .blazepose import DETECTOR_STEM, LANDMARK_STEM, MODEL_DIR, BlazePose
 from .dwpose import DETECTOR_FILE, POSE_FILE, DWPoseDetector, rgb_uint8
-from .keypoints import PoseKeypoints
-from .pose_formats import to_coco17
 from .tflite_graph import shard_paths
 
 BLAZEPOSE = "blazepose"

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .pose_sequence import PoseSequence, pose_keypoint_frames
+from .sequence import PoseSequence, pose_keypoint_frames
 
 NAME_PART = re.compile(r"^[A-Za-z0-9_\- ][A-Za-z0-9_\-. ]*$")
 COUNTER_DIGITS = 5

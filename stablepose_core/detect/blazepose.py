@@ -2,7 +2,7 @@
 
 The two networks are MediaPipe's ``pose_detection.tflite`` and ``pose_landmark_full.tflite`` (Apache-2.0),
 converted losslessly to fp16 safetensors by ``tools/convert_blazepose.py`` and run by
-:class:`~stablepose_core.tflite_graph.TFLiteGraph`. The steps around them follow MediaPipe's
+:class:`~stablepose_core.detect.tflite_graph.TFLiteGraph`. The steps around them follow MediaPipe's
 ``pose_landmark_cpu`` graph for ``mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)``:
 
 1. the image letterboxed to 224² (zero border, values in [-1, 1]); SSD anchors (5 layers, strides 8/16/32/32/32,

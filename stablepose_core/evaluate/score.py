@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .keypoints import COCO17_NAMES, PoseKeypoints
+from ..poses.keypoints import COCO17_NAMES, PoseKeypoints
 from .oks import joint_similarity, match_people, oks_matrix
 
 

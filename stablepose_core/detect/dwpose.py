@@ -16,7 +16,7 @@ import os
 import cv2
 import numpy as np
 
-from .keypoints import COCO17_NAMES, PoseKeypoints
+from ..poses.keypoints import COCO17_NAMES, PoseKeypoints
 
 DETECTOR_FILE = "yolox_l.onnx"
 POSE_FILE = "dw-ll_ucoco_384.onnx"

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .keypoints import VISIBILITY_THRESHOLD, PoseKeypoints
-from .pose_sequence import JOINTS, PoseSequence
+from .sequence import JOINTS, PoseSequence
 
 # COCO keypoint sigmas (pycocotools ``COCOeval``), COCO-17 order.
 COCO17_SIGMAS = (

@@ -14,9 +14,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .keypoints import COCO17_LIMBS, COCO17_NAMES, PoseKeypoints
-from .pose_score import ImageScore
-from .skeleton import draw_limbs, line_width, render_pose
+from ..poses.keypoints import COCO17_LIMBS, COCO17_NAMES, PoseKeypoints
+from ..poses.skeleton import draw_limbs, line_width, render_pose
+from .score import ImageScore
 
 DIM = 0.45  # image brightness under the drawing
 TARGET_OPACITY = 0.6

@@ -1,0 +1,1 @@
+"""Pose extraction: the built-in BlazePose (MediaPipe's networks in PyTorch), DWPose, OpenPose (``backends``)."""

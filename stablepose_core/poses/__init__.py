@@ -1,0 +1,1 @@
+"""Poses: COCO-17 people (``keypoints``), backend formats, Stable-Pose skeleton drawing, sequences, files."""
