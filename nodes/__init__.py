@@ -22,6 +22,7 @@ _NODE_MODULES: dict[str, str] = {
     "pose_sequence": "pip install -r requirements.txt in the Stable-Pose pack folder (needs scipy)",
     "score": "pip install -r requirements.txt in the Stable-Pose pack folder",
     "strengths": "pip install -r requirements.txt in the Stable-Pose pack folder",
+    "rectify": "pip install -r requirements.txt in the Stable-Pose pack folder",
 }
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

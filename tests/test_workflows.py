@@ -54,7 +54,7 @@ def seed() -> int:
 def install(models_root: Path, input_dir: Path, test_models) -> None:
     """The random test weights linked under the file names the workflows load, and the sample images in the
     input folder (as ComfyUI users upload them)."""
-    sources = {"checkpoints": test_models.checkpoint, "stable_pose": test_models.adapter}
+    sources = test_models.by_folder()
     for folder, name in MODEL_FILES.items():
         link = models_root / folder / name
         link.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ from tools.workflow_samples import (
     SEQUENCE_FRAME_MS,
     SampleImage,
     example_pose,
+    example_pose_keypoints,
     key_poses_clip,
     key_poses_keyframes,
     pixels,
@@ -53,7 +54,12 @@ SD15_CHECKPOINT_URL = (
     "v1-5-pruned-emaonly-fp16.safetensors?download=true"
 )
 ADAPTER = "stable_pose_humanart.safetensors"
-MODEL_FILES = {"checkpoints": SD15_CHECKPOINT, "stable_pose": ADAPTER}  # model folder -> file the workflows name
+DEPTH_CONTROLNET = "control_v11f1p_sd15_depth.pth"
+DEPTH_CONTROLNET_URL = (
+    "https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/control_v11f1p_sd15_depth.pth?download=true"
+)
+# model folder -> file the workflows name
+MODEL_FILES = {"checkpoints": SD15_CHECKPOINT, "stable_pose": ADAPTER, "controlnet": DEPTH_CONTROLNET}
 SEED = 20241210
 
 
@@ -614,7 +620,218 @@ index into Latent From Batch. docs/evaluation.md explains the numbers.
     return Spec("stable_pose_best_of_n", nodes, groups)
 
 
-SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview, key_poses_to_video, best_of_n, pose_animation)
+def rectify_pass(x: int, y: int) -> tuple[Node, ...]:
+    """Diffusion-HPC's regeneration: the first image's latents noised inside the person mask, the body's depth into a
+    depth ControlNet and the target pose into Stable-Pose, denoise 0.7, then the gate."""
+    controlnet = {"name": DEPTH_CONTROLNET, "url": DEPTH_CONTROLNET_URL, "directory": "controlnet"}
+    mask_links = {"image": "decode.IMAGE", "pose_keypoint": "extract.pose_keypoint", "silhouette": "render.mask"}
+    widgets = {"seed": SEED, "steps": 25, "cfg": 7.5, "sampler_name": "dpmpp_2m", "scheduler": "karras"}
+    return (
+        Node(
+            "mask", "StablePoseRectifyMask", (x, y), (340, 170), links={**mask_links, "target": "target.pose_keypoint"}
+        ),
+        Node("encode", "VAEEncode", (x, y + 220), (340, 50), links={"pixels": "decode.IMAGE", "vae": "ckpt.VAE"}),
+        Node(
+            "noised",
+            "SetLatentNoiseMask",
+            (x, y + 320),
+            (340, 50),
+            links={"samples": "encode.LATENT", "mask": "mask.mask"},
+        ),
+        Node(
+            "controlnet",
+            "ControlNetLoader",
+            (x, y + 420),
+            (340, 60),
+            "Load ControlNet (SD1.5 depth)",
+            {"control_net_name": DEPTH_CONTROLNET},
+            properties={"models": [controlnet]},
+        ),
+        Node(
+            "fix_negative",
+            "CLIPTextEncode",
+            (x, y + 530),
+            (340, 110),
+            "Rectify negative prompt",
+            {"text": "deformed, bad anatomy"},
+            {"clip": "ckpt.CLIP"},
+            colors=("#322", "#533"),
+        ),
+        Node(
+            "depth",
+            "ControlNetApplyAdvanced",
+            (x + 380, y),
+            (320, 190),
+            links={
+                "positive": "positive.CONDITIONING",
+                "negative": "fix_negative.CONDITIONING",
+                "control_net": "controlnet.CONTROL_NET",
+                "image": "render.depth",
+            },
+        ),
+        Node(
+            "resample",
+            "KSampler",
+            (x + 380, y + 240),
+            (320, 270),
+            "KSampler (rectify, denoise 0.7)",
+            {**widgets, "denoise": 0.7},
+            {
+                "model": "apply.MODEL",
+                "positive": "depth.positive",
+                "negative": "depth.negative",
+                "latent_image": "noised.LATENT",
+            },
+        ),
+        Node(
+            "redecode",
+            "VAEDecode",
+            (x + 380, y + 560),
+            (320, 50),
+            links={"samples": "resample.LATENT", "vae": "ckpt.VAE"},
+        ),
+        Node(
+            "gate",
+            "StablePoseRectifyGate",
+            (x + 380, y + 660),
+            (320, 130),
+            links={"image": "decode.IMAGE", "body": "fit.body", "rectified": "redecode.IMAGE"},
+        ),
+    )
+
+
+def rectify_evidence(x: int, y: int) -> tuple[Node, ...]:
+    """Stable-Pose Score and plausibility of the first image and the result, and the before/after preview."""
+    score = {"images": "decode.IMAGE", "target": "target.pose_keypoint", "detected": "extract.pose_keypoint"}
+    return (
+        Node("score_before", "StablePoseScore", (x, y), (340, 130), "Score before", {"backend": "blazepose"}, score),
+        Node(
+            "score_after",
+            "StablePoseScore",
+            (x, y + 180),
+            (340, 130),
+            "Score after",
+            {"backend": "blazepose"},
+            {"images": "gate.image", "target": "target.pose_keypoint"},
+        ),
+        Node(
+            "fit_after",
+            "StablePoseFitBody",
+            (x, y + 360),
+            (340, 110),
+            "Fit Body (result)",
+            links={"image": "gate.image", "pose_keypoint": "score_after.detected"},
+        ),
+        Node(
+            "preview",
+            "StablePoseRectifyPreview",
+            (x + 380, y),
+            (340, 190),
+            links={
+                "image": "decode.IMAGE",
+                "depth": "render.depth",
+                "skeleton": "target.pose_image",
+                "result": "gate.image",
+                "score_before": "score_before.score",
+                "score_after": "score_after.score",
+                "plausibility_before": "fit.plausibility",
+                "plausibility_after": "fit_after.plausibility",
+            },
+        ),
+        Node(
+            "preview_view",
+            "PreviewImage",
+            (x + 380, y + 240),
+            (700, 330),
+            "Before / after",
+            links={"images": "preview.preview"},
+        ),
+        save_image("save", (x + 380, y + 620), (520, 760), "Rectified image", "stable_pose/rectified", "gate.image"),
+    )
+
+
+def rectify() -> Spec:
+    text = f"""
+Rectify: an SD1.5 image of a person in a target pose; where the person comes out anatomically implausible it is
+regenerated in the corrected pose (Diffusion-HPC with Stable-Pose as a second structure prior; docs/rectify.md).
+
+1. Target pose (Stable-Pose Editor: edit it with "Open pose editor") -> Apply Stable-Pose -> first image.
+2. Extract Pose finds the person in it; Fit Body fits a 3D body to that pose and says whether it is humanly
+   possible; Render Body draws the body's depth, silhouette and skeleton.
+3. Rectify Gate: plausible images pass through untouched and nothing of the rectify pass is sampled. Otherwise
+   the first image is VAE-encoded, noised only inside the Rectify Mask (body silhouette + the person's and the
+   target's region, minus occluders; connect a MASK of objects in front of the person to "occluders") and
+   regenerated at denoise 0.7 with the body's depth in a depth ControlNet, the target pose in Stable-Pose and the
+   negative prompt "deformed, bad anatomy". Rectify Gate mode "all" rectifies every image (an extra cycle: feed
+   its output back as the first image).
+4. Rectify Preview: image | body depth | skeleton | result with OKS (higher is better) and plausibility score
+   (lower is better) before -> after.
+
+From a real photo instead of text: load it in place of the first image (VAE Decode) and connect Render Body's
+pose_image to Apply Stable-Pose (no target pose is known, so the body's own skeleton guides).
+{MODELS_TEXT}- Load ControlNet: an SD1.5 depth ControlNet in models/controlnet ({DEPTH_CONTROLNET}).
+{APPLY_TEXT}"""
+    pose = example_pose_keypoints()
+    target = Node(
+        "target",
+        "StablePoseEditor",
+        (40, 420),
+        (340, 150),
+        "Target pose",
+        {"width": pose.width, "height": pose.height, "pose_json": pose.to_json()},
+    )
+    nodes = (
+        checkpoint((40, 100)),
+        adapter((40, 260)),
+        target,
+        *prompts(440, 100, "a gymnast doing a cartwheel on a beach, full body, photograph, detailed, high quality"),
+        apply_stable_pose((440, 500), "target.pose_image"),
+        Node(
+            "latent",
+            "EmptyLatentImage",
+            (440, 800),
+            (400, 110),
+            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1]},
+        ),
+        *sampling(900, 100, "latent.LATENT"),
+        Node(
+            "extract",
+            "OpenPoseExtract",
+            (1260, 100),
+            (340, 110),
+            widgets={"backend": "blazepose"},
+            links={"image": "decode.IMAGE"},
+        ),
+        Node(
+            "fit",
+            "StablePoseFitBody",
+            (1260, 260),
+            (340, 110),
+            links={"image": "decode.IMAGE", "pose_keypoint": "extract.pose_keypoint"},
+        ),
+        Node(
+            "render",
+            "StablePoseRenderBody",
+            (1260, 420),
+            (340, 130),
+            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1]},
+            links={"body": "fit.body"},
+        ),
+        *rectify_pass(1660, 100),
+        *rectify_evidence(2460, 100),
+        note("note", (-420, 100), (380, 1000), text),
+    )
+    groups = (
+        Group("Models", ("ckpt", "adapter")),
+        Group("First image", ("target", "positive", "negative", "apply", "latent", "sampler", "decode")),
+        Group("Body", ("extract", "fit", "render")),
+        Group("Rectify", ("mask", "controlnet", "encode", "noised", "fix_negative", "depth", "resample", "redecode", "gate")),
+        Group("Before / after", ("score_before", "score_after", "fit_after", "preview", "preview_view", "save")),
+    )
+    return Spec("stable_pose_rectify", nodes, groups)
+
+
+SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview, key_poses_to_video, best_of_n, pose_animation, rectify)
 
 
 def build_workflows(host: ComfyHost) -> dict[str, dict[str, Any]]:
@@ -646,6 +863,7 @@ def thumbnails(host: ComfyHost) -> list[SampleImage]:
         SampleImage("pose_batch_video.jpg", (thumbnail(*pose_sequence()),)),
         SampleImage("key_poses_to_video.jpg", (thumbnail(*key_poses_clip()),)),
         SampleImage("pose_animation_context_windows.jpg", (thumbnail(*pose_sequence()),)),
+        SampleImage("stable_pose_rectify.jpg", (thumbnail(example_pose()),)),
     ]
 
 
