@@ -178,7 +178,13 @@ def make_record(runner: PromptRunner, args: argparse.Namespace, settings: Settin
     rejected = "low OKS" if oks < args.min_oks else None
     if rejected is None and plausible is False and not args.keep_implausible:
         rejected = "implausible"
-    described = {"width": width, "height": height, "prompt": job.prompt, "seed": job.seed, "pose_index": job.pose_index}
+    described = {
+        "width": width,
+        "height": height,
+        "caption": job.prompt,
+        "seed": job.seed,
+        "pose_index": job.pose_index,
+    }
     described |= {"oks": round(oks, 6), "plausible": plausible}
     if settings.rectify:
         described["rectified"] = bool(outputs["gate"][1][0])
