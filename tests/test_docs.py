@@ -45,6 +45,24 @@ def test_machine_path_pattern_tells_machine_paths_from_repo_paths() -> None:
     assert not any(MACHINE_PATH.search(text) for text in ("tests/tmp/a", "~/work/x", "$HOME/root/x", "a.tmp/b"))
 
 
+def heading_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: path.name)
+def test_links_between_docs_resolve(path: Path) -> None:
+    broken = []
+    links = re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8"))
+    for link in (link for link in links if not link.startswith(("http://", "https://"))):
+        file, _, anchor = link.partition("#")
+        target = path.parent / file if file else path
+        if not target.exists() or (anchor and anchor not in heading_anchors(target.read_text(encoding="utf-8"))):
+            broken.append(link)
+    assert not broken, f"{path.name} links to files or headings that do not exist: {broken}"
+
+
 def test_readme_lists_every_node_category_and_node(comfy_host) -> None:
     """Every category the pack's nodes use is named in the README, every node's display name and ID in its
     node tables (as ComfyUI registered them, so a new or renamed node must be documented)."""
