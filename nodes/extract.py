@@ -167,7 +167,8 @@ class OpenPoseExtract:
     RETURN_NAMES = ("pose_image", "pose_keypoint")
     OUTPUT_TOOLTIPS = (
         "Stable-Pose pose images (COCO-17 limbs in HumanSD colours on black), the image's size.",
-        "The poses as OpenPose BODY-18 JSON frames, pixel coordinates.",
+        "The poses as OpenPose BODY-18 JSON frames, pixel coordinates; blazepose adds each person's 3D joints in "
+        "metres (pose_keypoints_3d), without tracking or smoothing.",
     )
     FUNCTION = "extract"
     CATEGORY = "Stable-Pose/pose"

@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data
 
 from stablepose_core.detect.backends import OPENPOSE_FILE
-from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.keypoints import COCO17_NAMES, WORLD_KEY, PoseKeypoints
 from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
 
 NODE = "OpenPoseExtract"
@@ -74,6 +74,8 @@ def test_detects_through_comfyui_executor(comfy_host):
     assert pose_image.min() >= 0 and pose_image.max() <= 1
     pose = PoseKeypoints.from_pose_keypoint(frames[0])
     assert pose.num_people == 1 and pose.visible[0, COCO17_NAMES.index("nose")]
+    assert len(frames[0]["people"][0][WORLD_KEY]) == 18 * 4  # BlazePose's 3D points travel along
+    assert pose.world is not None and pose.world[0, COCO17_NAMES.index("nose"), 3] == 1
     expected = render_pose(pose)  # POSE_KEYPOINT keeps everything the drawing needs
     np.testing.assert_array_equal((pose_image[0].numpy() * 255).round().astype(np.uint8), expected)
 

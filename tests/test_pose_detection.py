@@ -15,7 +15,7 @@ from stablepose_core.detect.backends import (
     create_detector,
     find_weights,
 )
-from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.keypoints import COCO17_NAMES, VISIBILITY_THRESHOLD, PoseKeypoints
 
 # Hand-labelled on skimage.data.astronaut() (512 x 512), COCO conventions, joints visible in the photo only
 # (her left elbow and wrist are behind the helmet, her hips below the frame).
@@ -66,6 +66,27 @@ def test_blazepose_finds_the_astronaut(blazepose_detector):
     print(f"astronaut PCK@0.1 = {score:.2f}, PCK@0.05 = {tight:.2f}")
     assert score >= 0.8
     assert pose.keypoints[0, :, 2].min() > 0 and pose.keypoints[0, :, 2].max() <= 1  # visibility as confidence
+
+
+def test_blazepose_gives_the_astronauts_3d_points(blazepose_detector):
+    """BlazePose's world landmarks: metres, hips' centre at the origin, MediaPipe's camera axes (x to the image
+    right, y down, z away from the camera). The astronaut faces the camera, so her left side is on the image's
+    right in 2D and in 3D, and her face is nearer the camera than her hips."""
+    pose = blazepose_detector(data.astronaut())
+    world = pose.world[0]
+    assert world.shape == (17, 4) and np.isfinite(world).all()
+    np.testing.assert_array_equal(world[:, 3], pose.keypoints[0, :, 2])  # the 2D joint's confidence
+    joint = {name: index for index, name in enumerate(COCO17_NAMES)}
+    left, right = world[joint["left_shoulder"], :3], world[joint["right_shoulder"], :3]
+    assert 0.25 <= np.linalg.norm(left - right) <= 0.55
+    image_x = pose.keypoints[0, :, 0]
+    assert left[0] > right[0] and image_x[joint["left_shoulder"]] > image_x[joint["right_shoulder"]]
+    hips = (world[joint["left_hip"], :3] + world[joint["right_hip"], :3]) / 2
+    assert np.linalg.norm(hips) < 0.05  # the origin
+    assert world[joint["nose"], 1] < -0.3 and world[joint["nose"], 2] < 0  # above the hips, nearer the camera
+    back = PoseKeypoints.from_pose_keypoint(pose.to_pose_keypoint())  # POSE_KEYPOINT keeps them
+    drawn = pose.keypoints[0, :, 2] > VISIBILITY_THRESHOLD
+    np.testing.assert_allclose(back.world[0, drawn, :3], world[drawn, :3], atol=1e-6)
 
 
 def test_legacy_name_mediapipe_gives_the_embedded_blazepose(blazepose_detector):

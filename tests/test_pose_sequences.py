@@ -58,6 +58,21 @@ def test_sequence_round_trips_pose_keypoint_with_absent_slots():
     np.testing.assert_allclose(again.keypoints, seq.keypoints, atol=1e-4)
 
 
+def test_sequence_carries_3d_points_until_the_keypoints_change():
+    """A detector's 3D points (PoseKeypoints.world) pass through a clip, e.g. an unedited editor; frames and slots
+    without them get none; anything that moves the keypoints drops them."""
+    world = np.concatenate([np.full((1, 17, 3), 0.25), np.ones((1, 17, 1))], -1).astype(np.float32)
+    seq = PoseSequence.from_poses(
+        [PoseKeypoints(np.stack([person_at(100, 100)]), W, H, world), PoseKeypoints(sequence_of([]).keypoints[0], W, H)]
+    )
+    assert seq.world.shape == (2, 1, 17, 4) and not seq.world[1].any()
+    frames = PoseSequence.from_pose_keypoint(seq.to_pose_keypoint()).to_pose_keypoint()
+    assert frames == seq.to_pose_keypoint() and "pose_keypoints_3d" in frames[0]["people"][0]
+    np.testing.assert_array_equal(seq.poses()[0].world, world)
+    assert seq.poses()[1].world is not None and seq.replace(seq.keypoints).world is None
+    assert sequence_of([person_at(100, 100)]).world is None
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

@@ -3,7 +3,8 @@
 Backends (none downloads anything; each is offered only when it can run):
 
 * ``blazepose`` (default): MediaPipe's BlazePose (full) networks shipped with the pack and run in PyTorch
-  (:mod:`.blazepose`), one person, BlazePose-33 mapped to COCO-17 with each landmark's visibility as confidence.
+  (:mod:`.blazepose`), one person, BlazePose-33 mapped to COCO-17 with each landmark's visibility as confidence,
+  and its world landmarks as the pose's 3D points (:attr:`PoseKeypoints.world`).
   Works on every Python ComfyUI runs on, needs no extra package. ``mediapipe``, its name before the pack
   embedded the networks, is accepted for saved workflows and gives the same detector.
 * ``openpose``: controlnet_aux's OpenPose body estimator (multi-person) from a local ``body_pose_model.pth``,
@@ -66,7 +67,10 @@ class BlazePoseDetector:
         landmarks = self._model(image)
         if landmarks is None:
             return PoseKeypoints.empty(width, height)
-        return PoseKeypoints(to_coco17(landmarks[None], "blazepose33"), width, height)
+        world = np.concatenate([landmarks[:, 3:], landmarks[:, 2:3]], axis=1)  # x, y, z (metres), visibility
+        return PoseKeypoints(
+            to_coco17(landmarks[None, :, :3], "blazepose33"), width, height, to_coco17(world[None], "blazepose33")
+        )
 
     def close(self) -> None:
         self._model = None
