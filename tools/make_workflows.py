@@ -54,9 +54,10 @@ SD15_CHECKPOINT_URL = (
     "v1-5-pruned-emaonly-fp16.safetensors?download=true"
 )
 ADAPTER = "stable_pose_humanart.safetensors"
-DEPTH_CONTROLNET = "control_v11f1p_sd15_depth.pth"
+DEPTH_CONTROLNET = "control_v11f1p_sd15_depth_fp16.safetensors"
 DEPTH_CONTROLNET_URL = (
-    "https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/control_v11f1p_sd15_depth.pth?download=true"
+    "https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors/resolve/main/"
+    "control_v11f1p_sd15_depth_fp16.safetensors?download=true"
 )
 # model folder -> file the workflows name
 MODEL_FILES = {"checkpoints": SD15_CHECKPOINT, "stable_pose": ADAPTER, "controlnet": DEPTH_CONTROLNET}

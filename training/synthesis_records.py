@@ -123,10 +123,11 @@ def coco_keypoints(points: np.ndarray, visible: np.ndarray) -> list[float]:
 
 
 def person_entries(target: PoseKeypoints, detected: PoseKeypoints, bodies: list[dict[str, Any]]) -> list[dict]:
-    """One entry per target person: ground truth, matched detection and its OKS, matched fitted body."""
+    """One entry per target person: ground truth, matched detection and its OKS, and the fitted body (``bodies``:
+    the people of a ``stable-pose-body`` frame) whose joints match it best."""
     score = score_image(target, detected)
-    body_joints = np.array([body["joints"] for body in bodies], np.float64).reshape(-1, 17, 3)
-    fitted = PoseKeypoints(body_joints, target.width, target.height)
+    joints = [[(x, y, 1.0) for x, y in body["joints_2d"]] for body in bodies]
+    fitted = PoseKeypoints(np.array(joints, np.float32).reshape(-1, 17, 3), target.width, target.height)
     found = people_with_joints(target)
     similarity = joint_similarity(target.keypoints[found], target.visible[found], fitted.keypoints, fitted.visible)
     body_of = dict(match_people(oks_matrix(similarity)))
