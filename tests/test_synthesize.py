@@ -28,7 +28,7 @@ from training.synthesis_records import ANNOTATIONS, RECORDS, coco_keypoints, mak
 from training.synthesize import main
 
 CANVASES = ((128, 192), (200, 200), (96, 64))  # the image is 64 × 96: scaled, centre-cropped each way
-BODY_ARGS = ["--no-body"]
+BODY_ARGS: list[str] = []  # the body fit runs (anny): plausibility, depth and mask files
 
 
 def coco_file(path: Path) -> list[PoseKeypoints]:
