@@ -22,6 +22,7 @@ _NODE_MODULES: dict[str, str] = {
     "pose_sequence": "pip install -r requirements.txt in the Stable-Pose pack folder (needs scipy)",
     "score": "pip install -r requirements.txt in the Stable-Pose pack folder",
     "strengths": "pip install -r requirements.txt in the Stable-Pose pack folder",
+    "body": "pip install anny (the open 3D body model, about 450 MB with warp-lang; see docs/body.md)",
 }
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

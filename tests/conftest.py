@@ -19,6 +19,11 @@ from tests.support.make_test_models import ModelFiles, ensure_test_models
 from tools.comfy_host import REPO_ROOT, ComfyHost
 
 
+# Anny's built model data (about 1-2 minutes to make, once per checkout), shared by the core tests and the nodes.
+ANNY_CACHE = REPO_ROOT / ".cache" / "anny"
+os.environ.setdefault("ANNY_CACHE_DIR", str(ANNY_CACHE))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that boots ComfyUI in this process (through ``comfy_host``) with ``host``."""
     for item in items:
@@ -50,6 +55,15 @@ def comfy_host(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Co
     (AnimateDiff-Evolved, Advanced-ControlNet: tests/test_video_packs.py)."""
     extra = [Path(p) for p in os.environ.get("STABLEPOSE_TEST_PACKS", "").split(os.pathsep) if p]
     return ComfyHost.boot(tmp_path_factory.mktemp("comfyui"), packs=(REPO_ROOT, *extra), models_dir=models_dir)
+
+
+@pytest.fixture(scope="session")
+def body_model() -> Any:
+    """The real Anny body model on the CPU (its cache built once into ``.cache/anny``)."""
+    pytest.importorskip("anny", reason="the body model needs anny (requirements-optional.txt)")
+    from stablepose_core.body.model import load_body_model
+
+    return load_body_model("cpu", os.environ["ANNY_CACHE_DIR"])
 
 
 @pytest.fixture(scope="module")
