@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from .interpolation import CURVES, interpolate_keys
+from .interpolation import CURVES, check_clip_size, interpolate_keys
 from .keypoints import COCO17_NAMES, PoseDataError, canvas_side, coco17_people
 from .sequence import JOINTS, PoseSequence
 
 KEYFRAMES_FORMAT = "stable-pose-coco17-keyframes"
-MAX_FRAMES = 100_000
+MAX_FRAMES = 100_000  # and at most MAX_CLIP_POSES poses (frames × people) in all
 
 
 def key_people(key: dict[str, Any]) -> np.ndarray:
@@ -54,6 +54,9 @@ def clip_from_keyframes(data: Any) -> PoseSequence:
     for index, key in enumerate(keys):
         if not isinstance(key, dict) or not isinstance(key.get("frame"), int) or isinstance(key.get("frame"), bool):
             raise ValueError(f'key {index} must be {{"frame": whole number, "people": [...]}}')
+    if len(keys) > frames:
+        raise ValueError(f"{len(keys)} keys do not fit a clip of {frames} frames: give at most one key per frame")
+    check_clip_size(frames, max(len(key["people"]) if isinstance(key.get("people"), list) else 0 for key in keys))
     keys = sorted(keys, key=lambda key: key["frame"])
     people = [key_people(key) for key in keys]
     points = np.zeros((len(keys), max(len(p) for p in people), JOINTS, 3), np.float32)
