@@ -21,7 +21,8 @@ the stick figure Stable-Pose was trained on (HumanSD's COCO-17 drawing). Editing
 After each run the node sends the input poses (every frame, on the node's canvas) and a preview of the
 background to the editor, as ``seed_pose``, ``background`` and ``canvas`` in its UI output. The skeleton spec
 the editor draws with comes from the same core constants through ``GET /stable_pose/skeleton_spec``; the
-timeline's in-betweens come from ``POST /stable_pose/interpolate`` (the same function the node runs).
+timeline's in-betweens come from ``POST /stable_pose/interpolate`` (the same function the node runs), which
+refuses a document over the clip limit (``MAX_CLIP_POSES``) at once and interpolates off the server's event loop.
 """
 
 from __future__ import annotations
