@@ -177,8 +177,15 @@ def test_sample_inputs_are_in_the_input_folder_after_load_and_never_replace_a_us
     import folder_paths
 
     samples = comfy_host.pack_module("nodes.sample_inputs")
-    assert samples.SAMPLE_INPUTS == SAMPLE_NAMES, "every sample the bundled workflows load"
+    assert samples.SAMPLE_INPUTS == SAMPLE_NAMES
     workflows = Path(samples.WORKFLOWS_DIR)
+    loaded = {
+        node["widgets_values"][0]
+        for path in workflows.glob("*.json")
+        for node in json.loads(path.read_text())["nodes"]
+        if node["type"] == "LoadImage"
+    }
+    assert loaded == set(samples.SAMPLE_INPUTS), "every file a bundled workflow's Load Image names, and only those"
     for name in samples.SAMPLE_INPUTS:  # copied when ComfyUI loaded the pack
         assert (Path(folder_paths.get_input_directory()) / name).read_bytes() == (workflows / name).read_bytes()
     (tmp_path / "stable_pose_astronaut.jpg").write_text("the user's own photo")
