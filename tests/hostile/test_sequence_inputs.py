@@ -129,6 +129,7 @@ def _save_many(root: str, count: int, x: float) -> list[str]:
     return [str(save_pose_keypoint(poses(x), root, "clip/pose")[0]) for _ in range(count)]
 
 
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork (both start at once)")
 def test_two_processes_saving_to_one_prefix_lose_nothing_and_readers_see_whole_files(tmp_path: Path):
     context = multiprocessing.get_context("fork")
     with context.Pool(2) as pool:
