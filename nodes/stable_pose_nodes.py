@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import comfy.model_management
 import comfy.model_patcher
 import comfy.ops
@@ -15,6 +13,7 @@ from ..stablepose_core.model.checkpoints import load_adapter
 from ..stablepose_core.model.mask_preview import mask_previews
 from ..stablepose_core.model.masks import SCHEDULES, MaskSettings, pmsa_masks
 from ..stablepose_core.poses.image import rgb_pose_images
+from ..stablepose_core.poses.keypoints import check_finite
 from .model_folder import FOLDER_NAME
 from .stable_pose_patch import PoseControl, SchedulePercent, StablePosePatch
 from .strengths import FRAME_STRENGTHS, TIMESTEP_STRENGTHS, frame_strengths_from, timestep_strengths_from
@@ -90,11 +89,15 @@ def video_inputs() -> dict:
 
 
 def region_mask(mask: torch.Tensor) -> torch.Tensor:
-    """A ComfyUI MASK, (H, W) or (M, H, W), as (M, H, W) float in [0, 1]."""
+    """A ComfyUI MASK, (H, W) or (M, H, W), as (M, H, W) float in [0, 1]; NaN/inf values are refused (they would
+    make every latent NaN: a black image reported as a success)."""
     if mask.ndim == 2:
         mask = mask[None]
     if mask.ndim != 3:
         raise ValueError(f"Stable-Pose: the mask must be (H, W) or (frames, H, W), got {tuple(mask.shape)}")
+    bad = int((~torch.isfinite(mask)).sum())
+    if bad:
+        raise ValueError(f"Stable-Pose: the mask has {bad} NaN or infinite value(s); mask values are 0 to 1")
     return mask.float().clamp(0.0, 1.0)
 
 
@@ -154,13 +157,6 @@ def check_base_model(model, config: AdapterConfig) -> None:
             f"Stable-Pose adapters drive SD1.5-family models; this model is {type(model_config).__name__}, "
             f"which differs: {'; '.join(problems)}"
         )
-
-
-def check_finite(**numbers: float) -> None:
-    """Refuse NaN/inf widget values (ComfyUI's min/max validation lets NaN through an API prompt)."""
-    for name, value in numbers.items():
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value}")
 
 
 class ApplyStablePose:

@@ -18,7 +18,6 @@ from tests.support.browser import chromium
 from tests.support.make_test_models import ModelFiles, ensure_test_models
 from tools.comfy_host import REPO_ROOT, ComfyHost
 
-
 # Anny's built model data (about 1-2 minutes to make, once per checkout), shared by the core tests and the nodes.
 ANNY_CACHE = REPO_ROOT / ".cache" / "anny"
 os.environ.setdefault("ANNY_CACHE_DIR", str(ANNY_CACHE))
