@@ -23,11 +23,13 @@ from ..stablepose_core.body.fit import fit_bodies
 from ..stablepose_core.body.model import BodyModel, load_body_model
 from ..stablepose_core.body.render import render_bodies
 from ..stablepose_core.body.smplify import FitSettings
+from ..stablepose_core.poses.files import load_text, safe_path, save_new_text
 from ..stablepose_core.poses.skeleton import render_pose
 from .extract import given_poses
 
 CATEGORY = "Stable-Pose/body"
 BODY_TYPE = "STABLE_POSE_BODY"
+FOLDERS = {"input": folder_paths.get_input_directory, "output": folder_paths.get_output_directory}
 CACHE_FOLDER = "anny"  # models/anny: Anny's built model data (made once, about 1–2 minutes on a CPU)
 
 
@@ -152,8 +154,77 @@ class StablePoseRenderBody:
         return depth, mask, skeleton
 
 
-NODE_CLASS_MAPPINGS = {"StablePoseFitBody": StablePoseFitBody, "StablePoseRenderBody": StablePoseRenderBody}
+class StablePoseSaveBody:
+    """Save fitted bodies as JSON in the output folder, next to the pose files."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "body": (BODY_TYPE, {"tooltip": "Bodies from Stable-Pose Fit Body."}),
+                "filename_prefix": (
+                    "STRING",
+                    {
+                        "default": "bodies/body",
+                        "tooltip": "Path inside the output folder; _00001.json etc. is added "
+                        "(an existing file is never replaced).",
+                    },
+                ),
+            }
+        }
+
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+    CATEGORY = "Stable-Pose/files"
+    DESCRIPTION = "Saves fitted bodies (pose angles, body shape, camera, plausibility) as a stable-pose-body JSON file."
+
+    def save(self, body: BodyBatch, filename_prefix: str) -> dict[str, Any]:
+        root = folder_paths.get_output_directory()
+        path = save_new_text(body.to_json(), root, filename_prefix)
+        return {"ui": {"text": [os.path.relpath(path, root).replace(os.sep, "/")]}}
+
+
+class StablePoseLoadBody:
+    """Load bodies saved by Stable-Pose Save Body."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "folder": (list(FOLDERS), {"tooltip": "ComfyUI folder to read from."}),
+                "name": ("STRING", {"default": "bodies/body_00001.json", "tooltip": "File inside that folder."}),
+            }
+        }
+
+    RETURN_TYPES = (BODY_TYPE,)
+    RETURN_NAMES = ("body",)
+    FUNCTION = "load"
+    CATEGORY = "Stable-Pose/files"
+    DESCRIPTION = "Loads a stable-pose-body JSON file saved by Stable-Pose Save Body."
+
+    @classmethod
+    def IS_CHANGED(cls, folder: str, name: str) -> str:
+        try:
+            return str(safe_path(FOLDERS[folder](), name).stat().st_mtime_ns)
+        except (OSError, ValueError, KeyError):
+            return ""
+
+    def load(self, folder: str, name: str) -> tuple[BodyBatch]:
+        if folder not in FOLDERS:
+            raise ValueError(f"folder must be one of {tuple(FOLDERS)}, got {folder!r}")
+        return (BodyBatch.from_json(load_text(FOLDERS[folder](), name)),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "StablePoseFitBody": StablePoseFitBody,
+    "StablePoseRenderBody": StablePoseRenderBody,
+    "StablePoseSaveBody": StablePoseSaveBody,
+    "StablePoseLoadBody": StablePoseLoadBody,
+}
 NODE_DISPLAY_NAME_MAPPINGS = {
     "StablePoseFitBody": "Stable-Pose Fit Body",
     "StablePoseRenderBody": "Stable-Pose Render Body",
+    "StablePoseSaveBody": "Stable-Pose Save Body",
+    "StablePoseLoadBody": "Stable-Pose Load Body",
 }

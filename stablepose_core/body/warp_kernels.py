@@ -1,9 +1,12 @@
-"""The Warp kernel of :mod:`.render` (compiled by Warp on first use and cached in Warp's kernel cache)."""
+"""The Warp kernel of :mod:`.render`, compiled by Warp on first use (seconds) and kept in Warp's kernel cache.
+
+It lives in a Warp module of its own name: ComfyUI may import the pack under a path-like package name, which
+Warp would otherwise put into the cache's file names."""
 
 import warp as wp
 
 
-@wp.kernel
+@wp.kernel(module="stable_pose_body_render", enable_backward=False)
 def cast_rays(
     mesh: wp.uint64,
     fx: float,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..atomic import atomic_create
 from .sequence import PoseSequence, pose_keypoint_frames
 
 NAME_PART = re.compile(r"^[A-Za-z0-9_\- ][A-Za-z0-9_\-. ]*$")
+MAX_TEXT_BYTES = 64 * 2**20  # the largest single JSON file read (a body file of a long clip fits)
 COUNTER_DIGITS = 5  # at least: pose_00001.json ... pose_99999.json, pose_100000.json, ...
 MAX_PART_LENGTH = 200  # characters per folder or file name (file systems allow 255; the counter needs room)
 MAX_NAME_LENGTH = 1000  # characters in all
@@ -72,24 +74,46 @@ def _next_counter(folder: Path, stem: str) -> int:
     return max(used, default=0) + 1
 
 
-def _write_new(folder: Path, stem: str, frames: list[Any], per_frame: bool) -> Path:
-    """Write the next free ``<stem>_<counter>.json`` (or folder) in ``folder`` atomically, never replacing
-    anything: a counter taken meanwhile (by another writer, a link or a folder) moves on to the next."""
+def _write_new(folder: Path, stem: str, write: Callable[[Path], None], suffix: str) -> Path:
+    """Write the next free ``<stem>_<counter><suffix>`` in ``folder`` atomically with ``write(temporary path)``,
+    never replacing anything: a counter taken meanwhile (by another writer, a link or a folder) moves on."""
     counter = _next_counter(folder, stem)
     for _ in range(SAVE_ATTEMPTS):
-        name = f"{stem}_{counter:0{COUNTER_DIGITS}d}"
+        path = folder / f"{stem}_{counter:0{COUNTER_DIGITS}d}{suffix}"
         try:
-            with atomic_create(folder / (name if per_frame else f"{name}.json")) as tmp:
-                if per_frame:
-                    tmp.mkdir()
-                    for index, frame in enumerate(frames):
-                        (tmp / f"frame_{index:0{COUNTER_DIGITS}d}.json").write_text(json.dumps([frame]))
-                else:
-                    tmp.write_text(json.dumps(frames))
-            return folder / name if per_frame else folder / f"{name}.json"
+            with atomic_create(path) as tmp:
+                write(tmp)
+            return path
         except FileExistsError:
             counter = max(counter + 1, _next_counter(folder, stem))
     raise ValueError(f"no free name for {stem!r} after {SAVE_ATTEMPTS} tries: other saves keep taking them")
+
+
+def _frames_writer(frames: list[Any], per_frame: bool) -> Callable[[Path], None]:
+    def write(tmp: Path) -> None:
+        if not per_frame:
+            tmp.write_text(json.dumps(frames))
+            return
+        tmp.mkdir()
+        for index, frame in enumerate(frames):
+            (tmp / f"frame_{index:0{COUNTER_DIGITS}d}.json").write_text(json.dumps([frame]))
+
+    return write
+
+
+def _target_folder(root: str | os.PathLike, prefix: str) -> Path:
+    target = safe_path(root, prefix)
+    if target == Path(root).resolve():
+        raise ValueError("the file prefix must name a file, not the folder itself")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def save_new_text(text: str, root: str | os.PathLike, prefix: str) -> Path:
+    """Write ``text`` as the next free ``<prefix>_<counter>.json`` under ``root``, as poses are saved (never
+    replacing a file, never outside ``root``, appearing whole)."""
+    target = _target_folder(root, prefix)
+    return _write_new(target.parent, target.name, lambda tmp: tmp.write_text(text, encoding="utf-8"), ".json")
 
 
 def save_pose_keypoint(pose_keypoint: Any, root: str | os.PathLike, prefix: str, per_frame: bool = False) -> list[Path]:
@@ -101,11 +125,8 @@ def save_pose_keypoint(pose_keypoint: Any, root: str | os.PathLike, prefix: str,
     """
     frames = pose_keypoint_frames(pose_keypoint)
     PoseSequence.from_pose_keypoint(frames)  # refuse what could not be loaded back
-    target = safe_path(root, prefix)
-    if target == Path(root).resolve():
-        raise ValueError("the file prefix must name a file, not the folder itself")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    written = _write_new(target.parent, target.name, frames, per_frame)
+    target = _target_folder(root, prefix)
+    written = _write_new(target.parent, target.name, _frames_writer(frames, per_frame), "" if per_frame else ".json")
     return sorted(written.iterdir()) if per_frame else [written]
 
 
@@ -155,3 +176,16 @@ def load_pose_keypoint(root: str | os.PathLike, name: str) -> list[dict[str, Any
         raise ValueError(f"{name!r} holds no frames")
     PoseSequence.from_pose_keypoint(frames)  # one canvas across files
     return frames
+
+
+def load_text(root: str | os.PathLike, name: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of file ``name`` under ``root`` (no link out of it, at most ``limit`` bytes)."""
+    path = safe_path(root, name)
+    if not path.is_file():
+        raise ValueError(f"no file {name!r} in the {Path(root).name} folder")
+    if path.stat().st_size > limit:
+        raise ValueError(f"{name!r} is larger than {limit // 2**20} MB")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{name!r} is not a UTF-8 text file") from None
