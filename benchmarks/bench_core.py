@@ -21,10 +21,10 @@ from einops import rearrange
 from torchvision.transforms import GaussianBlur
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 from stablepose_core.model.adapter import AdapterConfig, AttnResBlock, PoseFeatureExtractor
 from stablepose_core.model.masks import MaskSettings, assemble_masks
 from stablepose_core.model.pmsa import posemb_sincos_2d, to_token_masks
-from tests.support.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 
 
 def naive_latent_masks(pose: torch.Tensor, batch: int) -> torch.Tensor:

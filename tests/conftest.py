@@ -1,6 +1,6 @@
 """Session fixtures: the random test weights and one real headless ComfyUI with this pack loaded.
 
-``comfy_host`` boots ComfyUI once per session (``tools/comfy_host.py``): CPU mode, folders under a temp
+``comfy_host`` boots ComfyUI once per session (``harness/comfy_host.py``): CPU mode, folders under a temp
 dir, models looked up first in ``models_dir`` (which links the test weights), the pack loaded through
 ComfyUI's own custom-node loader.
 """
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import chromium
-from tests.support.make_test_models import ModelFiles, ensure_test_models
-from tools.comfy_host import REPO_ROOT, ComfyHost
+from harness.browser import chromium
+from harness.comfy_host import REPO_ROOT, ComfyHost
+from harness.make_test_models import ModelFiles, ensure_test_models
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -54,7 +54,7 @@ def comfy_host(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Co
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium through Selenium (``tests/support/browser.py``), one per test module."""
+    """Headless Chromium through Selenium (``harness/browser.py``), one per test module."""
     with chromium() as driver:
         yield driver
 

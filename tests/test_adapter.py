@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from harness.reference_weights import sample_pose_image, seeded_state_dict
 from stablepose_core.model import pmsa
 from stablepose_core.model.adapter import AdapterConfig, StablePoseAdapter, control_dict
 from stablepose_core.model.masks import MaskSettings, pmsa_masks
 from stablepose_core.model.row_groups import RowGroups
-from tests.support.reference_weights import sample_pose_image, seeded_state_dict
 
 SMALL = AdapterConfig(
     model_channels=32,

@@ -1,7 +1,7 @@
 """Our adapter, PMSA block and masks against tensors recorded from the official code.
 
 The references were made by ``tools/make_core_references.py`` (it runs the official repository; see its
-docstring). Weights and inputs are regenerated here from names and seeds by ``tests.support.reference_weights``.
+docstring). Weights and inputs are regenerated here from names and seeds by ``harness.reference_weights``.
 """
 
 from pathlib import Path
@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from harness.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 from stablepose_core.model.adapter import AdapterConfig, AttnResBlock, StablePoseAdapter
 from stablepose_core.model.masks import MaskSettings, pmsa_masks, pose_region_masks
 from stablepose_core.model.pmsa import to_token_masks
-from tests.support.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 
 DATA = Path(__file__).parent / "data" / "core"
 SUBSAMPLE = 8

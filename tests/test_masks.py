@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from harness.reference_weights import sample_pose_image
 from stablepose_core.model.masks import (
     SCHEDULES,
     MaskSettings,
@@ -10,7 +11,6 @@ from stablepose_core.model.masks import (
     pose_region_masks,
     training_loss_mask,
 )
-from tests.support.reference_weights import sample_pose_image
 
 
 @pytest.fixture(scope="module")

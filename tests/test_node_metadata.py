@@ -6,7 +6,7 @@ import sys
 import pytest
 import tomllib
 
-from tools.comfy_host import REPO_ROOT, ComfyHost
+from harness.comfy_host import REPO_ROOT, ComfyHost
 
 PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
 WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))

@@ -13,10 +13,10 @@ import safetensors
 import safetensors.torch
 import torch
 
+from harness.synthetic_data import write_synthetic_dataset
 from stablepose_core.model.adapter import control_dict
 from stablepose_core.model.checkpoints import UNET_PREFIX, adapter_from_sd_unet, load_adapter
 from stablepose_host import import_comfy
-from tests.support.synthetic_data import write_synthetic_dataset
 from training.config import TrainConfig
 from training.data import PoseDataset, collate, index_dataset
 from training.diffusion import alphas_cumprod, pose_weighted_mse

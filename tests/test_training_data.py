@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
+from harness.synthetic_data import random_people, write_synthetic_dataset
 from stablepose_core.model.masks import SCHEDULES, MaskSettings
 from stablepose_core.poses.keypoints import COCO17_FLIP_PAIRS, PoseKeypoints
-from tests.support.synthetic_data import random_people, write_synthetic_dataset
 from training.augment import FLIP_P, augment_sample, build_pipeline
 from training.config import MASK_SCHEDULES, TrainConfig, build_parser, parse_args
 from training.data import (
@@ -174,11 +174,14 @@ def test_prepare_builds_a_folder_dataset_with_the_pack_detector(tmp_path):
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
     (tmp_path / "captions.json").write_text(json.dumps({"astronaut.png": "an astronaut in a white suit"}))
     out = tmp_path / "dataset"
+    (out / ".keypoints.json.partial").mkdir(parents=True)  # what a run killed while writing leaves
+    (out / ".keypoints.json.partial" / "keypoints.json").write_text("{")
     assert (
         prepare_main([str(photos), str(out), "--captions", str(tmp_path / "captions.json"), "--backend", "blazepose"])
         == 0
     )
     assert (out / "images" / "sub" / "astronaut.png").is_file() and not (out / "images" / "empty.png").exists()
+    assert sorted(path.name for path in out.iterdir()) == ["images", "keypoints.json"]  # written atomically
     index = index_dataset(out)
     assert [(r.image.name, r.caption) for r in index.records] == [("astronaut.png", "an astronaut in a white suit")]
     assert index.records[0].keypoints.visible.sum() >= 8  # head and shoulders at least

@@ -28,12 +28,12 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
+from harness.browser import PACK_NAME, ComfyServer, assert_no_extension_errors, load_page, queue_and_wait, run_js
+from harness.comfy_host import MODE_BYPASSED, REPO_ROOT, ComfyHost, HostError, RunResult
 from stablepose_core.poses.keyframes import clip_from_keyframes
 from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
 from stablepose_core.poses.sequence import PoseSequence
 from stablepose_core.poses.smoothing import smooth_poses
-from tests.support.browser import PACK_NAME, ComfyServer, assert_no_extension_errors, load_page, queue_and_wait, run_js
-from tools.comfy_host import MODE_BYPASSED, REPO_ROOT, ComfyHost, HostError, RunResult
 from tools.make_workflows import ADAPTER, MODEL_FILES, SEED, WORKFLOWS_DIR, build_workflows, thumbnails
 from tools.run_workflow import apply_override
 from tools.workflow_format import workflow_text

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tools.comfy_host import REPO_ROOT, ComfyHost
+from harness.comfy_host import REPO_ROOT, ComfyHost
 from tools.workflow_format import Group, Node, Spec, WorkflowBuilder, note, save_image, workflow_text
 from tools.workflow_samples import (
     EXAMPLE_POSE,
