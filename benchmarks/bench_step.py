@@ -120,7 +120,7 @@ class Models:
         return models
 
     def variants(self, case: Case) -> dict[str, Variant]:
-        """The three variants for ``case``'s pose image (Apply ControlNet / Apply Stable-Pose nodes)."""
+        """The three variants for ``case``'s pose image (Apply ControlNet / Apply Adapter (Stable-Pose) nodes)."""
         pose = pose_image(case)
         cn_pos, cn_neg = self.host.nodes.ControlNetApplyAdvanced().apply_controlnet(
             self.positive, self.negative, self.controlnet, pose, 1.0, 0.0, 1.0

@@ -68,7 +68,10 @@ class StablePoseFrameStrengths:
     RETURN_NAMES = ("frame_strength",)
     FUNCTION = "build"
     CATEGORY = CATEGORY
-    DESCRIPTION = "Per-frame Stable-Pose strength for Apply Stable-Pose's frame_strength input (multiplies strength)."
+    DESCRIPTION = (
+        "Strength keyframes per frame for the frame_strength input of Apply Adapter (Stable-Pose) (multiplies "
+        "strength)."
+    )
 
     def build(self, strengths: str, interpolation: str):
         return (FrameStrengths.parse(strengths, interpolation),)
@@ -99,8 +102,8 @@ class StablePoseTimestepStrengths:
     FUNCTION = "build"
     CATEGORY = CATEGORY
     DESCRIPTION = (
-        "Stable-Pose strength over the sampling schedule for Apply Stable-Pose's timestep_strength input; "
-        "outside every segment the multiplier is 1."
+        "Strength keyframes over the sampling schedule for the timestep_strength input of Apply Adapter "
+        "(Stable-Pose); outside every segment the multiplier is 1."
     )
 
     def build(self, start_percent, end_percent, strength_start, strength_end, interpolation, previous=None):
@@ -113,6 +116,6 @@ NODE_CLASS_MAPPINGS = {
     "StablePoseTimestepStrengths": StablePoseTimestepStrengths,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "StablePoseFrameStrengths": "Stable-Pose Strength per Frame",
-    "StablePoseTimestepStrengths": "Stable-Pose Strength over Steps",
+    "StablePoseFrameStrengths": "Strength per Frame (Stable-Pose)",
+    "StablePoseTimestepStrengths": "Strength over Steps (Stable-Pose)",
 }

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from harness.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 from stablepose_core.model.adapter import AdapterConfig, AttnResBlock, StablePoseAdapter
-from stablepose_core.model.masks import MaskSettings, pmsa_masks, pose_region_masks
+from stablepose_core.model.masks import MaskSettings, pmsa_masks, pose_masks
 from stablepose_core.model.pmsa import to_token_masks
 
 DATA = Path(__file__).parent / "data" / "core"
@@ -53,8 +53,8 @@ def test_eval_masks_equal_the_official_layer_assignment(refs, eval_masks):
 
 
 def test_training_masks_reproduce_the_roundoff(refs, pose):
-    settings = MaskSettings.for_schedule("released_train")
-    ours = pose_region_masks(pose, settings.kernels, settings.sigma, settings.threshold, exact_roundoff=True)
+    settings = MaskSettings.for_schedule("training")
+    ours = pose_masks(pose, settings.kernels, settings.sigma, settings.threshold, exact_roundoff=True)
     official = refs["masks"]["train_pose_mask"].bool()
     assert bool(official[0].all()), "official k=23 training mask covers the whole frame"
     assert torch.equal(ours[:, 0], official)

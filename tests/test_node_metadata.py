@@ -1,6 +1,7 @@
 """What ComfyUI users expect of every node of the pack and of its bundled workflows."""
 
 import json
+import re
 import sys
 
 import pytest
@@ -12,6 +13,8 @@ PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
 WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
 # The design card's node IDs (saved workflows depend on them); new nodes are checked through the registry below.
 DESIGN_CARD_NODES = {"LoadStablePose", "ApplyStablePose", "PoseMaskPreview", "OpenPoseExtract", "StablePoseEditor"}
+# One pattern for every display name: what the node does, in title case, then the pack: "Apply Adapter (Stable-Pose)".
+DISPLAY_NAME = re.compile(r"(?P<what>[A-Z][A-Za-z0-9]*(?: [A-Za-z0-9-]+)*) \(Stable-Pose\)")
 
 
 def pack_nodes(comfy_host: ComfyHost) -> dict[str, type]:
@@ -30,6 +33,17 @@ def test_every_node_has_one_category_root_a_description_and_input_tooltips(comfy
         for section, inputs in comfy_host.input_specs(name).items():
             for input_name, (_kind, options) in inputs.items():
                 assert options.get("tooltip"), f"{name}.{section}.{input_name} has no tooltip"
+
+
+@pytest.mark.host
+def test_display_names_follow_one_pattern(comfy_host: ComfyHost) -> None:
+    display_names = comfy_host.pack_modules[REPO_ROOT].NODE_DISPLAY_NAME_MAPPINGS
+    assert set(display_names) == set(pack_nodes(comfy_host))
+    for node_id, display_name in display_names.items():
+        match = DISPLAY_NAME.fullmatch(display_name)
+        assert match, f"{node_id}: {display_name!r} is not '<What it does> (Stable-Pose)'"
+        assert "Stable-Pose" not in match["what"], f"{node_id}: {display_name!r} names the pack twice"
+    assert len(set(display_names.values())) == len(display_names), "two nodes share a display name"
 
 
 @pytest.mark.host
