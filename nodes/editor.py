@@ -161,7 +161,7 @@ class StablePoseEditor:
                     {
                         "default": "",
                         "multiline": False,
-                        "tooltip": "The edit: one pose or timeline keyframes (set by the editor; empty = input poses).",
+                        "tooltip": "The edit: one pose or pose keyframes (set by the editor; empty = input poses).",
                     },
                 ),
             },

@@ -91,9 +91,10 @@ def mask_settings(
 
 
 def video_inputs() -> dict:
-    """ApplyStablePose's optional regional and keyframe inputs; their defaults are the behaviour without them."""
+    """ApplyStablePose's optional region mask and strength keyframe inputs; their defaults are the behaviour without
+    them."""
     return {
-        "mask": ("MASK", {"tooltip": "apply the pose only inside this mask (1, or 1 per frame); soft edges kept"}),
+        "mask": ("MASK", {"tooltip": "region mask: the pose acts only inside it (1, or 1 per frame); soft edges kept"}),
         "uncond_multiplier": (
             "FLOAT",
             {

@@ -337,14 +337,14 @@ Pose sequence -> animation with context windows: one frame per pose, sampled thr
 own pose in every window; with an SD1.5 model each frame comes out as if the clip were sampled in one batch.
 
 Pose sequence: a Load Image of a multi-frame image (animated WebP or GIF; {POSE_SEQUENCE} from this pack's
-workflows/ folder is a 4-frame example: upload it) or poses extracted from a video's frames with OpenPose
-Extract. Get Image Size makes one latent per pose.
+workflows/ folder is a 4-frame example: upload it) or poses extracted from a video's frames with Extract
+Poses (Stable-Pose). Get Image Size makes one latent per pose.
 
 Context Windows (Manual): length 16, overlap 4 is the usual AnimateDiff setting; windows only act on clips
 longer than the length. With AnimateDiff-Evolved, use its Use Evolved Sampling + context options instead
 (docs/video.md): Stable-Pose reads either kind of window.
 
-Strength per frame: keyframes "frame:strength" (here full strength throughout; e.g. "0:1.0, 16:0.4, 31:1.0").
+Strength per frame: strength keyframes "frame:strength" (here full strength throughout; e.g. "0:1.0, 16:0.4, 31:1.0").
 {MODELS_TEXT}{APPLY_TEXT}"""
     windowed = Node(
         "windows",
