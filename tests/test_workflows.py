@@ -532,3 +532,17 @@ def test_frontend_loads_each_template_as_the_harness_reads_it(frontend, comfy_ho
     pose = torch.from_numpy(np.asarray(Image.open(io.BytesIO(frontend.get(f"/view?{query}"))).convert("RGB")) / 255)
     assert pose.shape == (512, 512, 3) and colourful_pixels(pose) > 5000
     assert_no_extension_errors(driver)
+
+
+@pytest.mark.browser
+def test_frontend_keeps_an_earlier_schedule_name(frontend, comfy_host: ComfyHost, request) -> None:
+    """A workflow saved with an earlier mask schedule name loads in the frontend with that value (not one of today's
+    combo options), its prompt carries it unchanged, and the server runs such a prompt."""
+    driver = request.getfixturevalue("browser")
+    load_page(driver, frontend)
+    workflow = load("photo_to_pose_preview.json")
+    (preview,) = with_schedule(comfy_host, workflow, "released")
+    output = run_js(driver, "await app.loadGraphData(args[0]); return (await app.graphToPrompt()).output;", workflow)
+    assert output[str(preview["id"])]["inputs"]["mask_schedule"] == "released"
+    assert prompt_inputs(output) == prompt_inputs(comfy_host.workflow_to_prompt(workflow))
+    queue_and_wait(driver, frontend)  # asserts the run succeeded
