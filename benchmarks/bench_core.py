@@ -169,7 +169,7 @@ def main() -> None:
         max_diff = max((ours(x) - baseline(x)).abs().max().item() for x in (cfg, distinct, with_pose))
         assert max_diff < 1e-3, f"outputs differ by {max_diff}"
         timings = {
-            "pose by_kernel (once/sampling)": (
+            "pose masks (once/sampling)": (
                 lambda: settings.pose_masks(pose),
                 lambda: naive_latent_masks(pose, half),
             ),
@@ -194,7 +194,7 @@ def main() -> None:
         for name, fns in timings.items():
             report(name, *best_of_interleaved(fns, args.repeat))
         print(
-            "per step, ours reuses what is computed once per sampling (pose by_kernel, pose features + cond_conv: "
+            "per step, ours reuses what is computed once per sampling (pose masks, pose features + cond_conv: "
             f"{pose_input_once * 1e3:.0f} ms once); the baseline recomputes the pose input at every step"
         )
 
