@@ -107,11 +107,17 @@ def video_inputs() -> dict:
         ),
         "frame_strength": (
             f"{FRAME_STRENGTHS},LATENT_KEYFRAME",
-            {"tooltip": "strength keyframes per frame (Strength per Frame, or Advanced-ControlNet latent keyframes)"},
+            {
+                "tooltip": "strength keyframes per frame: Strength per Frame (Stable-Pose) or Advanced-ControlNet's "
+                "latent keyframes"
+            },
         ),
         "timestep_strength": (
             f"{TIMESTEP_STRENGTHS},TIMESTEP_KEYFRAME",
-            {"tooltip": "strength keyframes over the steps (Strength over Steps, or Advanced-ControlNet keyframes)"},
+            {
+                "tooltip": "strength keyframes over the steps: Strength over Steps (Stable-Pose) or "
+                "Advanced-ControlNet's timestep keyframes"
+            },
         ),
     }
 
