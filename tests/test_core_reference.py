@@ -4,28 +4,21 @@ The references were made by ``tools/make_core_references.py`` (it runs the offic
 docstring). Weights and inputs are regenerated here from names and seeds by ``harness.reference_weights``.
 """
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
+from harness.reference_weights import SMALL_CONFIG, sample_pose_image, seeded_inputs, seeded_state_dict
 from stablepose_core.model.adapter import AdapterConfig, AttnResBlock, StablePoseAdapter
 from stablepose_core.model.masks import MaskSettings, pmsa_masks, pose_masks
 from stablepose_core.model.pmsa import to_token_masks
 
 DATA = Path(__file__).parent / "data" / "core"
 SUBSAMPLE = 8
-SMALL = AdapterConfig(
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_levels=(0, 1),
-    num_heads=8,
-    context_dim=64,
-    inject_channels=(32,),
-)
+SMALL = dataclasses.replace(SMALL_CONFIG, num_res_blocks=1, num_heads=8)
 
 
 @pytest.fixture(scope="module")
