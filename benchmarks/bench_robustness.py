@@ -9,7 +9,7 @@ editor's interpolate route under a large request.
 * scoring: ``score_image`` of 125, 250 and 500 target people against one detected person; each 2× costs about 2×;
 * the route: its handler served by aiohttp while a 20,000-frame clip is made; seconds until a too-large request
   (4 people × 100,000 frames) is refused and until ``/stable_pose/skeleton_spec`` answers, against the large
-  clip's seconds. Needs ComfyUI (``tools/comfy_host.py`` boots it headless).
+  clip's seconds. Needs ComfyUI (``harness/comfy_host.py`` boots it headless).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def route() -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
-    from tools.comfy_host import ComfyHost
+    from harness.comfy_host import ComfyHost
 
     host = ComfyHost.boot(Path(tempfile.mkdtemp(prefix="bench_robustness_")))
 

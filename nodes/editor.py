@@ -116,7 +116,7 @@ def clip_to_canvas(clip: PoseSequence) -> PoseSequence:
     if moved.any():
         points[..., :2] = np.where(moved[..., None], clipped, points[..., :2])
         log.warning(
-            "Stable-Pose Editor: %d joint(s) outside the %dx%d canvas clipped", moved.sum(), clip.width, clip.height
+            "Stable-Pose editor: %d joint(s) outside the %dx%d canvas clipped", moved.sum(), clip.width, clip.height
         )
     return clip.replace(points)
 
@@ -166,7 +166,7 @@ class StablePoseEditor:
                     {
                         "default": "",
                         "multiline": False,
-                        "tooltip": "The edit: one pose or timeline keyframes (set by the editor; empty = input poses).",
+                        "tooltip": "The edit: one pose or pose keyframes (set by the editor; empty = input poses).",
                     },
                 ),
             },
@@ -213,7 +213,7 @@ class StablePoseEditor:
         else:
             clip = seed if seed is not None else PoseSequence.from_poses([PoseKeypoints.empty(*canvas)])
         if clip.num_people > MAX_PEOPLE:
-            log.warning("Stable-Pose Editor: %d people; only the first %d are drawn", clip.num_people, MAX_PEOPLE)
+            log.warning("Stable-Pose editor: %d people; only the first %d are drawn", clip.num_people, MAX_PEOPLE)
         images = np.stack([render_pose(pose) for pose in clip.poses()])
         ui = {
             "seed_pose": [] if seed is None else [pose.to_json() for pose in seed.poses()],
@@ -277,4 +277,4 @@ def _register_routes() -> None:
 _register_routes()
 
 NODE_CLASS_MAPPINGS = {NODE_NAME: StablePoseEditor}
-NODE_DISPLAY_NAME_MAPPINGS = {NODE_NAME: "Edit Pose (Stable-Pose Editor)"}
+NODE_DISPLAY_NAME_MAPPINGS = {NODE_NAME: "Edit Poses (Stable-Pose)"}

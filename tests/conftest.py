@@ -1,6 +1,6 @@
 """Session fixtures: the random test weights and one real headless ComfyUI with this pack loaded.
 
-``comfy_host`` boots ComfyUI once per session (``tools/comfy_host.py``): CPU mode, folders under a temp
+``comfy_host`` boots ComfyUI once per session (``harness/comfy_host.py``): CPU mode, folders under a temp
 dir, models looked up first in ``models_dir`` (which links the test weights), the pack loaded through
 ComfyUI's own custom-node loader.
 """
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import chromium
-from tests.support.make_test_models import ModelFiles, ensure_test_models
-from tools.comfy_host import REPO_ROOT, ComfyHost
+from harness.browser import chromium
+from harness.comfy_host import REPO_ROOT, ComfyHost
+from harness.make_test_models import ModelFiles, ensure_test_models
 
 # Anny's built model data (about 1-2 minutes to make, once per checkout), shared by the core tests and the nodes.
 ANNY_CACHE = REPO_ROOT / ".cache" / "anny"
@@ -67,7 +67,7 @@ def body_model() -> Any:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium through Selenium (``tests/support/browser.py``), one per test module."""
+    """Headless Chromium through Selenium (``harness/browser.py``), one per test module."""
     with chromium() as driver:
         yield driver
 

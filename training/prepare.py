@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from stablepose_core.atomic import atomic_write
 from stablepose_core.detect.backends import backend_statuses, create_detector
 from stablepose_core.poses.keypoints import COCO17_LIMBS, COCO17_NAMES
 from stablepose_host import find_comfyui
@@ -132,10 +133,8 @@ def prepare(
         "skeleton": [[a + 1, b + 1] for a, b in COCO17_LIMBS],
     }  # COCO's skeleton is 1-based
     coco = {"images": entries, "annotations": annotations, "categories": [category]}
-    output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / ".keypoints.json.tmp"
-    tmp.write_text(json.dumps(coco), encoding="utf-8")
-    tmp.replace(output_dir / "keypoints.json")
+    with atomic_write(output_dir / "keypoints.json") as tmp:
+        tmp.write_text(json.dumps(coco), encoding="utf-8")
     return counts
 
 
