@@ -25,11 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.pose_samples import keyframes, person_at
 from stablepose_core.evaluate.score import score_image
 from stablepose_core.poses.keypoints import PoseKeypoints
 from stablepose_core.poses.tracking import track_people
-from tests.hostile.test_sequence_inputs import keyframes
-from tests.test_pose_sequences import person_at
 
 
 def timed(call) -> tuple[float, object]:

@@ -70,7 +70,7 @@ class StablePoseFitBody:
     RETURN_TYPES = (BODY_TYPE, "POSE_KEYPOINT", "FLOAT", "STRING")
     RETURN_NAMES = ("body", "fitted_pose", "plausibility", "report")
     OUTPUT_TOOLTIPS = (
-        "The fitted bodies (people nearest first) for Stable-Pose Render Body, the rectify nodes or Save Body.",
+        "The fitted bodies (people nearest first) for Render Body (Stable-Pose), the rectify nodes or Save Body.",
         "The fitted bodies' COCO-17 joints on each image, one frame per image.",
         "Plausibility score of the least plausible person in the batch: below 1.0 is humanly possible (docs/body.md).",
         "JSON per image: each person's score, plausible, yaw_deg (0 facing the camera, ±180 facing away), fit "
@@ -109,7 +109,7 @@ class StablePoseRenderBody:
         size = {"default": 512, "min": 64, "max": 8192, "step": 8}
         return {
             "required": {
-                "body": (BODY_TYPE, {"tooltip": "Bodies from Stable-Pose Fit Body or Load Body."}),
+                "body": (BODY_TYPE, {"tooltip": "Bodies from Fit Body (Stable-Pose) or Load Body."}),
                 "width": ("INT", {**size, "tooltip": "Output width (the fitted image is stretched to it)."}),
                 "height": ("INT", {**size, "tooltip": "Output height."}),
             },
@@ -137,7 +137,7 @@ class StablePoseRenderBody:
 
     def render(self, body: BodyBatch, width: int, height: int, occluders: torch.Tensor | None = None) -> tuple:
         if not isinstance(body, BodyBatch):
-            raise ValueError("body must come from Stable-Pose Fit Body or Load Body")
+            raise ValueError("body must come from Fit Body (Stable-Pose) or Load Body")
         hidden = None
         if occluders is not None:
             masks = occluders.reshape(-1, *occluders.shape[-2:])
@@ -161,7 +161,7 @@ class StablePoseSaveBody:
     def INPUT_TYPES(cls) -> dict:
         return {
             "required": {
-                "body": (BODY_TYPE, {"tooltip": "Bodies from Stable-Pose Fit Body."}),
+                "body": (BODY_TYPE, {"tooltip": "Bodies from Fit Body (Stable-Pose)."}),
                 "filename_prefix": (
                     "STRING",
                     {
@@ -186,7 +186,7 @@ class StablePoseSaveBody:
 
 
 class StablePoseLoadBody:
-    """Load bodies saved by Stable-Pose Save Body."""
+    """Load bodies saved by Save Body (Stable-Pose)."""
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
@@ -201,7 +201,7 @@ class StablePoseLoadBody:
     RETURN_NAMES = ("body",)
     FUNCTION = "load"
     CATEGORY = "Stable-Pose/files"
-    DESCRIPTION = "Loads a stable-pose-body JSON file saved by Stable-Pose Save Body."
+    DESCRIPTION = "Loads a stable-pose-body JSON file saved by Save Body (Stable-Pose)."
 
     @classmethod
     def IS_CHANGED(cls, folder: str, name: str) -> str:
@@ -223,8 +223,8 @@ NODE_CLASS_MAPPINGS = {
     "StablePoseLoadBody": StablePoseLoadBody,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "StablePoseFitBody": "Stable-Pose Fit Body",
-    "StablePoseRenderBody": "Stable-Pose Render Body",
-    "StablePoseSaveBody": "Stable-Pose Save Body",
-    "StablePoseLoadBody": "Stable-Pose Load Body",
+    "StablePoseFitBody": "Fit Body (Stable-Pose)",
+    "StablePoseRenderBody": "Render Body (Stable-Pose)",
+    "StablePoseSaveBody": "Save Body (Stable-Pose)",
+    "StablePoseLoadBody": "Load Body (Stable-Pose)",
 }

@@ -22,9 +22,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stablepose_core.poses.keyframes import clip_from_keyframes
-from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
 from harness.browser import (
     PACK_NAME,
     ComfyServer,

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from harness.pose_samples import person_at, sequence_of
 from stablepose_core.poses.files import load_pose_keypoint, safe_path, save_pose_keypoint
 from stablepose_core.poses.interpolation import blend, interpolate_keys
 from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
@@ -25,24 +26,6 @@ from stablepose_core.poses.transforms import (
 )
 
 W, H = 640, 480
-# A standing person (COCO-17, pixels) about 200 px tall, centred at x = 0.
-PERSON = np.array(
-    [
-        [0, 0], [-6, -6], [6, -6], [-14, -2], [14, -2], [-30, 30], [30, 30], [-40, 70], [40, 70], [-45, 105],
-        [45, 105], [-20, 110], [20, 110], [-22, 160], [22, 160], [-24, 205], [24, 205],
-    ],
-    np.float32,
-)  # fmt: skip
-
-
-def person_at(x: float, y: float, confidence: float = 1.0) -> np.ndarray:
-    points = np.ones((17, 3), np.float32) * confidence
-    points[:, :2] = PERSON + np.array([x, y], np.float32)
-    return points
-
-
-def sequence_of(*frames: list[np.ndarray]) -> PoseSequence:
-    return PoseSequence.from_poses([PoseKeypoints(np.stack(f) if f else np.zeros((0, 17, 3)), W, H) for f in frames])
 
 
 def angles(person: np.ndarray) -> np.ndarray:

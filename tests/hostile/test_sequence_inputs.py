@@ -11,32 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.pose_samples import keyframes, person_at, sequence_of
 from stablepose_core.evaluate.score import score_image
 from stablepose_core.model.strengths import FrameStrengths, TimestepSegment
 from stablepose_core.poses.files import load_pose_keypoint, save_pose_keypoint
 from stablepose_core.poses.interpolation import interpolate_keys
-from stablepose_core.poses.keyframes import KEYFRAMES_FORMAT, clip_from_keyframes
+from stablepose_core.poses.keyframes import clip_from_keyframes
 from stablepose_core.poses.keypoints import PoseKeypoints
 from stablepose_core.poses.sequence import PoseSequence
 from stablepose_core.poses.smoothing import smooth_poses
 from stablepose_core.poses.tracking import track_people
 from stablepose_core.poses.transforms import retarget, rotate, scale, translate
-from tests.test_pose_sequences import person_at, sequence_of
 
 W, H = 640, 480
-ISSUE_PERSON = [[100 + j, 50 + 10 * j, 1.0] for j in range(17)]
-
-
-def keyframes(frames: int, people: int, last: int | None = None) -> dict:
-    key = [ISSUE_PERSON] * people
-    last = frames - 1 if last is None else last
-    return {
-        "format": KEYFRAMES_FORMAT,
-        "width": 256,
-        "height": 256,
-        "frames": frames,
-        "keys": [{"frame": 0, "people": key}, {"frame": last, "people": key}],
-    }
 
 
 # --- bounded interpolation ------------------------------------------------------------------------------------------
