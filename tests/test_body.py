@@ -201,3 +201,12 @@ def test_nobody_and_people_without_keypoints_give_an_empty_body_and_a_report(bod
 def test_a_body_file_round_trips(fitted: dict[str, Any]) -> None:
     batch = BodyBatch((fitted["two_people"], fitted["astronaut"]))
     assert BodyBatch.from_json(batch.to_json()) == batch
+
+
+def test_the_fit_is_deterministic(body_model: Any, fitted: dict[str, Any]) -> None:
+    from stablepose_core.body.smplify import FitSettings
+
+    quick = FitSettings(camera_iterations=5, pose_iterations=10, body_iterations=3)
+    pose = fitted["poses"]["camera"]
+    first, second = (fit_bodies(body_model, [pose], quick).frames[0].people[0] for _ in range(2))
+    assert first == second

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..poses.keypoints import COCO17_NAMES, PoseKeypoints, canvas_side, parse_json
 from .model import DOF_NAMES, PHENOTYPES
+from .plausibility import Plausibility
 
 FORMAT = "stable-pose-body"
 VERSION = 1
@@ -31,7 +32,7 @@ class BodyDataError(ValueError):
 class FittedPerson:
     """One fitted body: Anny's angles (radians, :data:`DOF_NAMES`), phenotype (0..1, :data:`PHENOTYPES`), the camera
     (axis-angle ``rotation`` in Anny's frame, ``translation`` m, ``focal`` px), its COCO-17 ``joints_2d`` on the
-    image (px), the box of the keypoints it was fitted to, and the plausibility verdict."""
+    image (px), the box of the keypoints it was fitted to, the chest's ``yaw_deg`` and the plausibility verdict."""
 
     source: int  # index of the person in the pose it was fitted to
     rotation: tuple[float, ...]
@@ -41,29 +42,28 @@ class FittedPerson:
     focal: float
     joints_2d: tuple[tuple[float, float], ...]
     box: tuple[float, float, float, float]
-    score: float
-    plausible: bool
-    limits: float
-    fit_error: float
-    proportions: float
-    fit_error_px: float
     yaw_deg: float
-    worst_joints: tuple[str, ...] = ()
+    verdict: Plausibility
+
+    @property
+    def score(self) -> float:
+        return self.verdict.score
+
+    @property
+    def plausible(self) -> bool:
+        return self.verdict.plausible
 
     def report(self) -> dict[str, Any]:
         """The person's entry in the fit node's report."""
+        verdict = self.verdict
         return {
             "person": self.source,
-            "score": round(self.score, 3),
-            "plausible": self.plausible,
+            "score": round(verdict.score, 3),
+            "plausible": verdict.plausible,
             "yaw_deg": round(self.yaw_deg, 1),
-            "fit_error_px": round(self.fit_error_px, 2),
-            "terms": {
-                "limits": round(self.limits, 3),
-                "fit_error": round(self.fit_error, 3),
-                "proportions": round(self.proportions, 3),
-            },
-            "worst_joints": list(self.worst_joints),
+            "fit_error_px": round(verdict.fit_error_px, 2),
+            "terms": {name: round(getattr(verdict, name), 3) for name in ("limits", "fit_error", "proportions")},
+            "worst_joints": list(verdict.worst_joints),
         }
 
 
@@ -160,13 +160,14 @@ def _is_skip(entry: Any) -> bool:
 
 
 _VECTORS = {"rotation": 3, "translation": 3, "dofs": len(DOF_NAMES), "phenotype": len(PHENOTYPES), "box": 4}
-_NUMBERS = ("focal", "score", "limits", "fit_error", "proportions", "fit_error_px", "yaw_deg")
+_NUMBERS = ("focal", "yaw_deg")
+_VERDICT_NUMBERS = ("score", "limits", "fit_error", "proportions", "fit_error_px")
 
 
 def _person(where: str, data: Any) -> FittedPerson:
     if not isinstance(data, dict):
         raise BodyDataError(f"{where}: must be an object")
-    missing = sorted(({*_VECTORS, *_NUMBERS, "source", "plausible", "joints_2d"}) - set(data))
+    missing = sorted(({*_VECTORS, *_NUMBERS, "source", "joints_2d", "verdict"}) - set(data))
     if missing:
         raise BodyDataError(f"{where}: missing {', '.join(missing)}")
     values = {name: _numbers(where, name, data[name], size) for name, size in _VECTORS.items()}
@@ -175,14 +176,24 @@ def _person(where: str, data: Any) -> FittedPerson:
     if not isinstance(joints, list) or len(joints) != len(COCO17_NAMES):
         raise BodyDataError(f"{where}: joints_2d must list {len(COCO17_NAMES)} [x, y] points")
     values["joints_2d"] = tuple(tuple(_numbers(where, "joints_2d", point, 2)) for point in joints)
-    if type(data["source"]) is not int or not 0 <= data["source"] < 10_000 or type(data["plausible"]) is not bool:
-        raise BodyDataError(f"{where}: source must be a person index and plausible true or false")
+    if type(data["source"]) is not int or not 0 <= data["source"] < 10_000:
+        raise BodyDataError(f"{where}: source must be the index of a person")
+    if not 0 < values["focal"] < 1e6 or values["translation"][2] <= 0:
+        raise BodyDataError(f"{where}: the camera must have a positive focal length and the body in front of it")
+    return FittedPerson(source=data["source"], verdict=_verdict(where, data["verdict"]), **values)
+
+
+def _verdict(where: str, data: Any) -> Plausibility:
+    if not isinstance(data, dict) or type(data.get("plausible")) is not bool:
+        raise BodyDataError(f"{where}: verdict must be an object with plausible true or false")
+    missing = sorted(set(_VERDICT_NUMBERS) - set(data))
+    if missing:
+        raise BodyDataError(f"{where}: verdict is missing {', '.join(missing)}")
     worst = data.get("worst_joints", [])
     if not isinstance(worst, list) or len(worst) > 8 or not all(isinstance(w, str) and len(w) < 40 for w in worst):
         raise BodyDataError(f"{where}: worst_joints must be a short list of joint names")
-    if not 0 < values["focal"] < 1e6 or values["translation"][2] <= 0:
-        raise BodyDataError(f"{where}: the camera must have a positive focal length and the body in front of it")
-    return FittedPerson(source=data["source"], plausible=data["plausible"], worst_joints=tuple(worst), **values)
+    numbers = {name: _numbers(where, name, [data[name]], 1)[0] for name in _VERDICT_NUMBERS}
+    return Plausibility(plausible=data["plausible"], worst_joints=tuple(worst), **numbers)
 
 
 def _numbers(where: str, name: str, value: Any, size: int) -> tuple[float, ...]:

@@ -89,12 +89,6 @@ def _person(result: FitResult, targets: FitTargets, i: int, source: int, verdict
         focal=float(result.focal[i]),
         joints_2d=tuple(tuple(point) for point in result.projected[i].tolist()),
         box=box,
-        score=verdict.score,
-        plausible=verdict.plausible,
-        limits=verdict.limits,
-        fit_error=verdict.fit_error,
-        proportions=verdict.proportions,
-        fit_error_px=verdict.fit_error_px,
         yaw_deg=float(yaw_degrees(forward[None])[0]),
-        worst_joints=verdict.worst_joints,
+        verdict=verdict,
     )

@@ -11,14 +11,14 @@ import pytest
 
 from stablepose_core.body.bodies import MAX_PEOPLE, BodyBatch, BodyDataError, FittedPerson, FrameBodies
 from stablepose_core.body.model import DOF_NAMES
+from stablepose_core.body.plausibility import Plausibility
 
 
 def _document() -> dict[str, Any]:
     person = FittedPerson(
         source=0, rotation=(0.0, 0.0, 0.1), translation=(0.0, 0.2, 3.0), dofs=(0.0,) * len(DOF_NAMES),
         phenotype=(0.5,) * 6, focal=512.0, joints_2d=((100.0, 100.0),) * 17, box=(90.0, 90.0, 200.0, 400.0),
-        score=0.4, plausible=True, limits=0.3, fit_error=0.2, proportions=0.1, fit_error_px=3.0, yaw_deg=5.0,
-        worst_joints=("nose",),
+        yaw_deg=5.0, verdict=Plausibility(0.4, True, 0.3, 0.2, 0.1, 3.0, ("nose",)),
     )  # fmt: skip
     return json.loads(BodyBatch((FrameBodies(512, 512, (person,)),)).to_json())
 
@@ -58,10 +58,11 @@ PERSON = ("frames", 0, "people", 0)
         (_with((*PERSON, "rotation"), [math.nan, 0, 0]), "rotation must be 3 finite numbers"),
         (_with((*PERSON, "translation"), [0, 0, -1]), "in front of it"),
         (_with((*PERSON, "focal"), 0), "positive focal"),
-        (_with((*PERSON, "score"), "high"), "score must be 1 finite number"),
-        (_with((*PERSON, "plausible"), "yes"), "plausible true or false"),
+        (_with((*PERSON, "verdict", "score"), "high"), "score must be 1 finite number"),
+        (_with((*PERSON, "verdict", "plausible"), "yes"), "plausible true or false"),
+        (_with((*PERSON, "verdict"), []), "verdict must be an object"),
         (_with((*PERSON, "joints_2d"), [[0, 0]] * 3), "joints_2d must list 17"),
-        (_with((*PERSON, "worst_joints"), ["x" * 100]), "worst_joints"),
+        (_with((*PERSON, "verdict", "worst_joints"), ["x" * 100]), "worst_joints"),
         (_with(PERSON, {"source": 0}), "missing"),
     ],
 )
