@@ -8,7 +8,7 @@ On a GPU, with real models (what ``python -m training.synthesize --rectify`` run
         --adapter stable_pose_humanart.safetensors --controlnet control_v11f1p_sd15_depth_fp16.safetensors \\
         --width 512 --height 768 --steps 25 --images 8
 
-Without ``--checkpoint`` it runs the random test weights of the true SD1.5 sizes (``tests/support``), so the
+Without ``--checkpoint`` it runs the random test weights of the true SD1.5 sizes (``harness/``), so the
 timing is right and the pictures are noise. The stages are the graph of ``training.synthesis_graph`` run through
 ComfyUI in this process, one stage added per prompt so ComfyUI's cache keeps the earlier ones: generate (text ->
 image with Stable-Pose), detect (the built-in BlazePose), fit (the body fit and its render), rectify (mask, VAE
@@ -73,11 +73,15 @@ def main() -> None:
     args = parser.parse_args()
     models = args.models_dir
     if not args.checkpoint:
-        from tests.support.make_test_models import ensure_test_models
+        from harness.make_test_models import ensure_test_models
 
         files = ensure_test_models()
         models = [files.checkpoint.parent.parent]
-        args.checkpoint, args.adapter, args.controlnet = files.checkpoint.name, files.adapter.name, files.controlnet.name
+        args.checkpoint, args.adapter, args.controlnet = (
+            files.checkpoint.name,
+            files.adapter.name,
+            files.controlnet.name,
+        )
     settings = Settings(
         args.checkpoint, args.adapter, args.width, args.height, steps=args.steps, controlnet=args.controlnet
     )

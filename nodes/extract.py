@@ -229,4 +229,4 @@ class OpenPoseExtract:
 _register_weights_folder()
 
 NODE_CLASS_MAPPINGS = {"OpenPoseExtract": OpenPoseExtract}
-NODE_DISPLAY_NAME_MAPPINGS = {"OpenPoseExtract": "Extract Pose → Stable-Pose Skeleton (COCO-17)"}
+NODE_DISPLAY_NAME_MAPPINGS = {"OpenPoseExtract": "Extract Poses (Stable-Pose)"}

@@ -269,7 +269,7 @@ NODE_CLASS_MAPPINGS = {
     "StablePoseRectifyPreview": StablePoseRectifyPreview,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "StablePoseRectifyMask": "Stable-Pose Rectify Mask (person noise mask)",
-    "StablePoseRectifyGate": "Stable-Pose Rectify Gate (plausible images pass)",
-    "StablePoseRectifyPreview": "Stable-Pose Rectify Preview (before/after)",
+    "StablePoseRectifyMask": "Rectify Person Mask (Stable-Pose)",
+    "StablePoseRectifyGate": "Rectify Gate: Plausible Images Pass (Stable-Pose)",
+    "StablePoseRectifyPreview": "Rectify Before/After Preview (Stable-Pose)",
 }

@@ -1,5 +1,5 @@
 """DWPose on random weights of the true networks: YOLOX-L and RTMPose-L exported to ONNX by
-``tests/support/dwpose_models.py`` into ``.cache/test-models/ckpts/yzd-v/DWPose/`` (comfyui_controlnet_aux's
+``harness/dwpose_models.py`` into ``.cache/test-models/ckpts/yzd-v/DWPose/`` (comfyui_controlnet_aux's
 layout), run by the pack's real loading code. The numbers are meaningless; the files, the loading and the
 plumbing are the real ones."""
 
@@ -14,11 +14,7 @@ from PIL import Image
 from skimage import data
 from torch.utils.flop_counter import FlopCounterMode
 
-from stablepose_core.detect.backends import DWPOSE, backend_statuses, create_detector
-from stablepose_core.detect.dwpose import DETECTOR_FILE, JOINT_SCORE, POSE_FILE, box_to_crop, letterbox, person_boxes
-from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.poses.skeleton import render_pose
-from tests.support.dwpose_models import (
+from harness.dwpose_models import (
     CKPTS_DIR,
     RTMPOSE_L_BODY_GMACS,
     RTMPOSE_L_BODY_PARAMS_M,
@@ -34,6 +30,10 @@ from tests.support.dwpose_models import (
     export_dwpose_models,
     parameter_count,
 )
+from stablepose_core.detect.backends import DWPOSE, backend_statuses, create_detector
+from stablepose_core.detect.dwpose import DETECTOR_FILE, JOINT_SCORE, POSE_FILE, box_to_crop, letterbox, person_boxes
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.skeleton import render_pose
 
 ort = pytest.importorskip("onnxruntime")
 

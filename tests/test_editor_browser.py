@@ -22,10 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stablepose_core.poses.keyframes import clip_from_keyframes
-from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
-from tests.support.browser import (
+from harness.browser import (
     PACK_NAME,
     ComfyServer,
     assert_no_extension_errors,
@@ -34,7 +31,10 @@ from tests.support.browser import (
     run_js,
     wait_for,
 )
-from tools.comfy_host import REPO_ROOT
+from harness.comfy_host import REPO_ROOT
+from stablepose_core.poses.keyframes import clip_from_keyframes
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
 
 pytestmark = pytest.mark.browser
 

@@ -46,7 +46,7 @@ def backend_options(comfy_host) -> list[str]:
 
 def test_registered_with_display_name(comfy_host):
     pack = next(iter(comfy_host.pack_modules.values()))
-    assert pack.NODE_DISPLAY_NAME_MAPPINGS[NODE] == "Extract Pose → Stable-Pose Skeleton (COCO-17)"
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS[NODE] == "Extract Poses (Stable-Pose)"
     node_class = comfy_host.node_class(NODE)
     assert node_class.RETURN_TYPES == ("IMAGE", "POSE_KEYPOINT")
     optional = comfy_host.input_specs(NODE)["optional"]

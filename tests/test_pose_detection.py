@@ -168,7 +168,7 @@ def test_unavailable_backend_says_how_to_enable():
 # These stand-ins have the real files' input and output signatures and emit fixed, hand-designed raw outputs, so
 # the tests can check the pre/post-processing numerically (grid decoding, letterbox ratio, NMS, thresholds, crop and
 # SimCC mapping back). The true YOLOX-L / DWPose-L networks, with random weights, run through the same code in
-# tests/test_dwpose_models.py (exported to ONNX by tests/support/dwpose_models.py).
+# tests/test_dwpose_models.py (exported to ONNX by harness/dwpose_models.py).
 def constant_onnx(path: Path, input_shape: list, outputs: dict[str, np.ndarray]) -> Path:
     """An ONNX model whose outputs are constants (plus 0 × mean(input), so the input is consumed)."""
     onnx = pytest.importorskip("onnx")

@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from harness.comfy_host import ComfyHost
 from stablepose_core.evaluate.preview import number_line, tile_preview
 from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
 from stablepose_core.poses.regions import LIMB_FRACTION, person_size, pose_region, rectify_mask
 from tests.test_body import _photo_poses, _stretch_forearm
 from tests.test_workflows import installed, load, node_of, output, run, set_widget  # noqa: F401 (fixture)
-from tools.comfy_host import ComfyHost
 from tools.workflow_samples import example_pose_keypoints
 
 WORKFLOW = "stable_pose_rectify.json"

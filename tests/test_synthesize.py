@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness.comfy_host import REPO_ROOT
+from harness.make_test_models import TEST_MODELS_DIR
 from stablepose_core.poses.keypoints import PoseKeypoints
-from tests.support.make_test_models import TEST_MODELS_DIR
-from tools.comfy_host import REPO_ROOT
 from tools.workflow_samples import example_pose_keypoints
 from training.synthesis_records import ANNOTATIONS, RECORDS, coco_keypoints, make_jobs, read_poses
 from training.synthesize import main

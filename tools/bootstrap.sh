@@ -116,7 +116,7 @@ main() {
         [[ -f "$ROOT/$file" ]] || die "$file is missing"
         run_once "${file//\//_}" "$(hash_of "$ROOT/$file")" pip_install -r "$ROOT/$file"
     done
-    # Test-only: writes the DWPose ONNX files (stand-ins, and the true networks exported by tests/support/dwpose_models.py).
+    # Test-only: writes the DWPose ONNX files (stand-ins, and the true networks exported by harness/dwpose_models.py).
     # Newer onnx needs protobuf >= 6, which breaks mediapipe.
     run_once onnx "$ONNX_PIN" pip_install --no-deps "$ONNX_PIN"
     printf '%s\n' "$VENV"

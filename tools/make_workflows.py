@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tools.comfy_host import REPO_ROOT, ComfyHost
+from harness.comfy_host import REPO_ROOT, ComfyHost
 from tools.workflow_format import Group, Node, Spec, WorkflowBuilder, note, save_image, workflow_text
 from tools.workflow_samples import (
     EXAMPLE_POSE,
@@ -136,7 +136,7 @@ def sampling(x: int, y: int, latent: str) -> tuple[Node, Node]:
 
 
 def photo_pose(extract_pos: tuple[int, int]) -> tuple[Node, Node, Node]:
-    """The sample photo, resized (centre crop) to the generated size, and OpenPose Extract (blazepose) on it."""
+    """The sample photo, resized (centre crop) to the generated size, and Extract Poses (blazepose) on it."""
     return (
         Node("photo", "LoadImage", (40, 100), (340, 460), "Photo", {"image": PHOTO}),
         Node(
@@ -163,13 +163,13 @@ MODELS_TEXT = f"""
 Models:
 - Load Checkpoint: an SD1.5 checkpoint in models/checkpoints ({SD15_CHECKPOINT}; ComfyUI offers to download it,
   any SD1.5 fine-tune works). SDXL, SD2 and Flux are refused: Stable-Pose adapters are trained on SD1.5.
-- Load Stable-Pose Adapter: an adapter in models/stable_pose. The authors' checkpoint (.pth/.ckpt, linked from
+- Load Adapter (Stable-Pose): an adapter in models/stable_pose. The authors' checkpoint (.pth/.ckpt, linked from
   the official Stable-Pose repository) loads as is; "python -m stablepose_core.convert final.pth {ADAPTER}"
   (in the pack folder) makes the smaller file this workflow names.
 """
 
 APPLY_TEXT = """
-Apply Stable-Pose: strength 1 is the paper's setting; start/end percent limit the steps it acts on. The mask
+Apply Adapter (Stable-Pose): strength 1 is the paper's setting; start/end percent limit the steps it acts on. The mask
 settings (schedule, kernels, sigma, threshold) default to the released model's.
 """
 
@@ -179,13 +179,13 @@ def txt2img() -> Spec:
 Stable-Pose text-to-image: an SD1.5 image of a person in the pose of a pose image.
 {MODELS_TEXT}
 Pose image: a Stable-Pose pose image (COCO-17 skeleton in HumanSD colours on black), e.g. {EXAMPLE_POSE}
-from this pack's workflows/ folder (upload it), or one made with OpenPose Extract or the Stable-Pose Editor.
-ControlNet OpenPose pictures are drawn differently: redraw them with OpenPose Extract.
+from this pack's workflows/ folder (upload it), or one made with Extract Poses (Stable-Pose) or Edit Poses
+(Stable-Pose). ControlNet OpenPose pictures are drawn differently: redraw them with Extract Poses (Stable-Pose).
 
 Empty Latent Image: 512x768 like the pose; other sizes work (the pose is resized and centre-cropped onto the
 latent), keep the aspect ratio close.
 {APPLY_TEXT}
-Stable-Pose Mask Preview: where pose-masked attention looks, per ViT layer (left the latent grid, right the
+Preview Attention Masks (Stable-Pose): where pose-masked attention looks, per ViT layer (left the latent grid, right the
 patch grid).
 """
     nodes = (
@@ -218,10 +218,10 @@ Photo: any photo of people ({PHOTO} from this pack's workflows/ folder is an exa
 the generated size" scales and centre-crops it to 512x768; for a landscape photo set 768x512 there and in Empty
 Latent Image.
 
-OpenPose Extract finds the people (blazepose is built in and offline; the other detectors are listed in its tooltip) and
-draws them as Stable-Pose was trained to see poses.
+Extract Poses (Stable-Pose) finds the people (blazepose is built in and offline; the other detectors are listed
+in its tooltip) and draws them as Stable-Pose was trained to see poses.
 
-Stable-Pose Editor: after a first run, click "Open pose editor", then "Load from input" to edit the detected
+Edit Poses (Stable-Pose): after a first run, click "Open pose editor", then "Load from input" to edit the detected
 pose over the photo; "Apply" stores the edit in the node. With no edit the detected pose passes through.
 {MODELS_TEXT}{APPLY_TEXT}"""
     nodes = (
@@ -344,14 +344,14 @@ Pose sequence -> animation with context windows: one frame per pose, sampled thr
 own pose in every window; with an SD1.5 model each frame comes out as if the clip were sampled in one batch.
 
 Pose sequence: a Load Image of a multi-frame image (animated WebP or GIF; {POSE_SEQUENCE} from this pack's
-workflows/ folder is a 4-frame example: upload it) or poses extracted from a video's frames with OpenPose
-Extract. Get Image Size makes one latent per pose.
+workflows/ folder is a 4-frame example: upload it) or poses extracted from a video's frames with Extract
+Poses (Stable-Pose). Get Image Size makes one latent per pose.
 
 Context Windows (Manual): length 16, overlap 4 is the usual AnimateDiff setting; windows only act on clips
 longer than the length. With AnimateDiff-Evolved, use its Use Evolved Sampling + context options instead
 (docs/video.md): Stable-Pose reads either kind of window.
 
-Strength per frame: keyframes "frame:strength" (here full strength throughout; e.g. "0:1.0, 16:0.4, 31:1.0").
+Strength per frame: strength keyframes "frame:strength" (here full strength throughout; e.g. "0:1.0, 16:0.4, 31:1.0").
 {MODELS_TEXT}{APPLY_TEXT}"""
     windowed = Node(
         "windows",
@@ -440,10 +440,10 @@ Photo -> Stable-Pose pose image, no model weights needed (tools/demo.sh runs thi
 Photo: {PHOTO} from this pack's workflows/ folder (upload it) or any photo of people; for the mask preview
 both sides must be multiples of 8 px (SD1.5 latents are 1/8 of the image).
 
-OpenPose Extract draws each person's COCO-17 skeleton in the colours Stable-Pose was trained on (HumanSD's
+Extract Poses (Stable-Pose) draws each person's COCO-17 skeleton in the colours Stable-Pose was trained on (HumanSD's
 drawing); blazepose is built in and offline, the other detectors are listed in its tooltip.
 
-Saved: the pose image (what Apply Stable-Pose takes), the pose over the photo, and the masks of pose-masked
+Saved: the pose image (what Apply Adapter (Stable-Pose) takes), the pose over the photo, and the masks of pose-masked
 self-attention per ViT layer (left the latent grid, right the ViT patch grid).
 """
     nodes = (
@@ -484,16 +484,17 @@ def key_poses_to_video() -> Spec:
     text = f"""
 Key poses (or a video) -> smoothed pose sequence -> one generated frame per pose.
 
-Stable-Pose Editor: the key poses. Click "Open pose editor": the timeline holds {KEY_POSE_FRAMES} frames with keys
+Edit Poses (Stable-Pose): the key poses. Click "Open pose editor": the timeline holds {KEY_POSE_FRAMES} frames with keys
 at 0, 7 and 15 (a jumping jack). Drag joints on any frame to make it a key, scrub or Play to preview the
 in-betweens (the server computes them with the same interpolation the node runs), Apply stores the keys.
 
-From a video instead: Load Image of an animated WebP/GIF (or a video loader's IMAGE batch) -> OpenPose Extract
-with track_people and smooth on -> connect its pose_keypoint to Smooth Pose Sequence below (or to the editor's
-pose_keypoint, to edit the detected frames: "Keys from input").
+From a video instead: Load Image of an animated WebP/GIF (or a video loader's IMAGE batch) -> Extract Poses
+(Stable-Pose) with track_people and smooth on -> connect its pose_keypoint to Smooth Pose Sequence (Stable-Pose)
+below (or to the editor's pose_keypoint, to edit the detected frames: "Keys from input").
 
-Smooth Pose Sequence: One-Euro filter per person and joint (tooltips say what each setting trades); key poses
-are already smooth, detected ones jitter. Draw Poses renders one Stable-Pose pose image per frame.
+Smooth Pose Sequence (Stable-Pose): One-Euro filter per person and joint (tooltips say what each setting trades);
+key poses are already smooth, detected ones jitter. Draw Poses (Stable-Pose) renders one Stable-Pose pose image
+per frame.
 {MODELS_TEXT}{APPLY_TEXT}
 Every frame uses the same noise (Latent Batch Seed Behavior "fixed"); frames are saved as an animated WebP.
 """
@@ -561,14 +562,14 @@ Best of N: generate 8 images for one pose and keep the 2 whose people stand in i
 Photo -> pose as in "photo_to_pose_to_image" ({PHOTO} from this pack's workflows/ folder: upload it). Empty
 Latent Image makes a batch of 8 candidates (batch_size); the sampler's seed gives each its own noise.
 
-Stable-Pose Score detects the people in every candidate (blazepose; the other detectors are listed in its
-tooltip) and compares them with the target pose by COCO's object keypoint similarity (OKS, 0 to 1): its overlay
+Score Pose Fidelity (Stable-Pose) detects the people in every candidate (blazepose; the other detectors are listed
+in its tooltip) and compares them with the target pose by COCO's object keypoint similarity (OKS, 0 to 1): its overlay
 shows the target in Stable-Pose colours, the detected people in white and, per joint, a line coloured by the
 error (green good, red bad), with each image's OKS; "report" has the numbers per image and joint.
 
-Stable-Pose Select Best keeps the k best (k = 2) and gives their batch indices and scores; it reuses the
-detections of Stable-Pose Score (its "detected" input), so the detector runs once. To refine a winner, take its
-index into Latent From Batch. docs/evaluation.md explains the numbers.
+Select Best by Pose Fidelity (Stable-Pose) keeps the k best (k = 2) and gives their batch indices and scores; it
+reuses the detections of Score Pose Fidelity (Stable-Pose) (its "detected" input), so the detector runs once. To
+refine a winner, take its index into Latent From Batch. docs/evaluation.md explains the numbers.
 {MODELS_TEXT}{APPLY_TEXT}"""
     nodes = (
         *photo_pose(extract_pos=(40, 820)),

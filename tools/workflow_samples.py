@@ -82,7 +82,7 @@ def pose_sequence() -> list[np.ndarray]:
 
 
 def key_poses_keyframes() -> dict[str, Any]:
-    """Stable-Pose Editor keyframes: a jumping jack, arms down -> up -> down over :data:`KEY_POSE_FRAMES` frames."""
+    """Edit Poses pose keyframes: a jumping jack, arms down -> up -> down over :data:`KEY_POSE_FRAMES` frames."""
     keys = {0: (15, 4), 7: (165, 20), 15: (15, 4)}
     figures = {frame: _figure((arm, arm), (arm, arm), (leg, leg), (leg, leg)) for frame, (arm, leg) in keys.items()}
     return keyframes_document(

@@ -33,6 +33,7 @@ __all__ = [
     "VISIBILITY_THRESHOLD",
     "PoseDataError",
     "PoseKeypoints",
+    "check_finite",
     "parse_json",
     "parse_pose_text",
     "pose_keypoint_frames",
@@ -63,6 +64,14 @@ def parse_json(text: str, what: str = "pose JSON") -> Any:
         raise PoseDataError(f"{what} is not valid JSON: {error}") from None
     except RecursionError:
         raise PoseDataError(f"{what} is nested too deeply to be a pose") from None
+
+
+def check_finite(**numbers: float) -> None:
+    """Refuse a NaN or infinite parameter by its name (ComfyUI's min/max validation lets NaN through an API
+    prompt, and a NaN parameter would otherwise surface as bad keypoints or a black image)."""
+    for name, value in numbers.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
 
 
 def canvas_side(name: str, value: Any) -> int:
