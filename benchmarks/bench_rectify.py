@@ -4,8 +4,9 @@
 
 On a GPU, with real models (what ``python -m training.synthesize --rectify`` runs per image):
 
-    python benchmarks/bench_rectify.py --models-dir ~/ComfyUI/models --checkpoint v1-5-pruned-emaonly-fp16.safetensors \\
-        --adapter stable_pose_humanart.safetensors --controlnet control_v11f1p_sd15_depth_fp16.safetensors \\
+    python benchmarks/bench_rectify.py --models-dir ~/ComfyUI/models \\
+        --checkpoint v1-5-pruned-emaonly-fp16.safetensors --adapter stable_pose_humanart.safetensors \\
+        --controlnet control_v11f1p_sd15_depth_fp16.safetensors \\
         --width 512 --height 768 --steps 25 --images 8
 
 Without ``--checkpoint`` it runs the random test weights of the true SD1.5 sizes (``harness/``), so the

@@ -827,7 +827,10 @@ pose_image to Apply Stable-Pose (no target pose is known, so the body's own skel
         Group("Models", ("ckpt", "adapter")),
         Group("First image", ("target", "positive", "negative", "apply", "latent", "sampler", "decode")),
         Group("Body", ("extract", "fit", "render")),
-        Group("Rectify", ("mask", "controlnet", "encode", "noised", "fix_negative", "depth", "resample", "redecode", "gate")),
+        Group(
+            "Rectify",
+            ("mask", "controlnet", "encode", "noised", "fix_negative", "depth", "resample", "redecode", "gate"),
+        ),
         Group("Before / after", ("score_before", "score_after", "fit_after", "preview", "preview_view", "save")),
     )
     return Spec("stable_pose_rectify", nodes, groups)
