@@ -34,9 +34,11 @@ CACHE_FOLDER = "anny"  # models/anny: Anny's built model data (made once, about 
 
 
 def body_model() -> BodyModel:
-    """The body model on ComfyUI's device, its cache in ``models/anny`` (or ``$ANNY_CACHE_DIR``)."""
+    """The body model on ComfyUI's device, its cache in ``models/anny`` (or ``$ANNY_CACHE_DIR``); built outside
+    ComfyUI's inference mode, so the fit can differentiate through it whichever node loads it first."""
     cache = os.environ.get("ANNY_CACHE_DIR") or os.path.join(folder_paths.models_dir, CACHE_FOLDER)
-    return load_body_model(comfy.model_management.get_torch_device(), cache)
+    with torch.inference_mode(False):
+        return load_body_model(comfy.model_management.get_torch_device(), cache)
 
 
 class StablePoseFitBody:
@@ -95,7 +97,8 @@ class StablePoseFitBody:
             comfy.model_management.throw_exception_if_processing_interrupted()
             progress.update_absolute(done * total // max(steps, 1), total)
 
-        bodies = fit_bodies(body_model(), poses, settings, on_step)
+        with torch.inference_mode(False), torch.enable_grad():  # ComfyUI runs nodes in inference mode
+            bodies = fit_bodies(body_model(), poses, settings, on_step)
         fitted = [frame.pose().to_pose_keypoint() for frame in bodies.frames]
         report = json.dumps([frame.report() for frame in bodies.frames], indent=1)
         return bodies, fitted, max(bodies.least_plausible(), default=0.0), report

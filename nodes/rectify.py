@@ -4,7 +4,7 @@ The steps of Diffusion-HPC a user would otherwise wire by hand get a node each: 
 (``StablePoseRectifyMask``), the plausibility gate that keeps plausible images untouched and does not even sample
 the regeneration when nothing needs it (``StablePoseRectifyGate``, a lazy input), and a before/after preview
 (``StablePoseRectifyPreview``). Fitting and rendering the body are ``StablePoseFitBody`` / ``StablePoseRenderBody``;
-the regeneration itself is stock ComfyUI (VAE Encode, Set Latent Noise Mask, Apply ControlNet, Apply Stable-Pose,
+the regeneration itself is stock ComfyUI (VAE Encode, Set Latent Noise Mask, Apply ControlNet, Apply Adapter,
 KSampler at denoise 0.7). Core: ``stablepose_core.poses.regions``, ``stablepose_core.evaluate.preview``.
 """
 
@@ -53,7 +53,7 @@ class StablePoseRectifyMask:
                 "image": ("IMAGE", {"tooltip": "The first image(s); the mask gets their size and batch."}),
                 "pose_keypoint": (
                     "POSE_KEYPOINT",
-                    {"tooltip": "The people as found in the image (OpenPose Extract): where they are now."},
+                    {"tooltip": "The people as found in the image (Extract Poses): where they are now."},
                 ),
                 "grow": (
                     "INT",
@@ -67,12 +67,12 @@ class StablePoseRectifyMask:
                 ),
             },
             "optional": {
-                "silhouette": ("MASK", {"tooltip": "The fitted body's silhouette (Stable-Pose Render Body)."}),
+                "silhouette": ("MASK", {"tooltip": "The fitted body's silhouette (Render Body)."}),
                 "target": (
                     "POSE_KEYPOINT",
                     {
                         "tooltip": "The pose that was asked for (Stable-Pose generations): its region is repainted "
-                        "too, so the person can move there. Mapped onto the image as Apply Stable-Pose maps it."
+                        "too, so the person can move there. Mapped onto the image as Apply Adapter maps it."
                     },
                 ),
                 "occluders": (
@@ -137,7 +137,7 @@ class StablePoseRectifyGate:
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "The first image(s)."}),
-                "body": ("STABLE_POSE_BODY", {"tooltip": "The bodies fitted to them (Stable-Pose Fit Body)."}),
+                "body": ("STABLE_POSE_BODY", {"tooltip": "The bodies fitted to them (Fit Body)."}),
                 "rectified": (
                     "IMAGE",
                     {
@@ -207,13 +207,13 @@ class StablePoseRectifyPreview:
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "The first image(s)."}),
-                "depth": ("IMAGE", {"tooltip": "The body's depth (Stable-Pose Render Body)."}),
-                "skeleton": ("IMAGE", {"tooltip": "The pose image fed to Apply Stable-Pose in the rectification."}),
+                "depth": ("IMAGE", {"tooltip": "The body's depth (Render Body)."}),
+                "skeleton": ("IMAGE", {"tooltip": "The pose image fed to Apply Adapter in the rectification."}),
                 "result": ("IMAGE", {"tooltip": "The gate's output."}),
             },
             "optional": {
-                "score_before": _optional_number("Stable-Pose Score (OKS) of the first image."),
-                "score_after": _optional_number("Stable-Pose Score (OKS) of the result."),
+                "score_before": _optional_number("Pose fidelity (OKS, Score Pose Fidelity) of the first image."),
+                "score_after": _optional_number("Pose fidelity (OKS, Score Pose Fidelity) of the result."),
                 "plausibility_before": _optional_number("Plausibility score of the first image (Fit Body)."),
                 "plausibility_after": _optional_number("Plausibility score of the result (Fit Body on it)."),
             },
@@ -229,7 +229,7 @@ class StablePoseRectifyPreview:
     CATEGORY = CATEGORY
     DESCRIPTION = (
         "Before/after evidence of a rectification: the first image, the body's depth, the skeleton that guided "
-        "the regeneration and the result side by side, with Stable-Pose Score and plausibility before and after."
+        "the regeneration and the result side by side, with pose fidelity (OKS) and plausibility before and after."
     )
 
     def preview(
@@ -270,6 +270,6 @@ NODE_CLASS_MAPPINGS = {
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "StablePoseRectifyMask": "Rectify Person Mask (Stable-Pose)",
-    "StablePoseRectifyGate": "Rectify Gate: Plausible Images Pass (Stable-Pose)",
-    "StablePoseRectifyPreview": "Rectify Before/After Preview (Stable-Pose)",
+    "StablePoseRectifyGate": "Rectify Gate (Stable-Pose)",
+    "StablePoseRectifyPreview": "Rectify Preview Before and After (Stable-Pose)",
 }

@@ -703,7 +703,7 @@ def rectify_pass(x: int, y: int) -> tuple[Node, ...]:
 
 
 def rectify_evidence(x: int, y: int) -> tuple[Node, ...]:
-    """Stable-Pose Score and plausibility of the first image and the result, and the before/after preview."""
+    """Pose fidelity (OKS) and plausibility of the first image and the result, and the before/after preview."""
     score = {"images": "decode.IMAGE", "target": "target.pose_keypoint", "detected": "extract.pose_keypoint"}
     return (
         Node("score_before", "StablePoseScore", (x, y), (340, 130), "Score before", {"backend": "blazepose"}, score),
@@ -757,20 +757,20 @@ def rectify() -> Spec:
 Rectify: an SD1.5 image of a person in a target pose; where the person comes out anatomically implausible it is
 regenerated in the corrected pose (Diffusion-HPC with Stable-Pose as a second structure prior; docs/rectify.md).
 
-1. Target pose (Stable-Pose Editor: edit it with "Open pose editor") -> Apply Stable-Pose -> first image.
-2. Extract Pose finds the person in it; Fit Body fits a 3D body to that pose and says whether it is humanly
+1. Target pose (Edit Poses: edit it with "Open pose editor") -> Apply Adapter -> first image.
+2. Extract Poses finds the person in it; Fit Body fits a 3D body to that pose and says whether it is humanly
    possible; Render Body draws the body's depth, silhouette and skeleton.
 3. Rectify Gate: plausible images pass through untouched and nothing of the rectify pass is sampled. Otherwise
-   the first image is VAE-encoded, noised only inside the Rectify Mask (body silhouette + the person's and the
-   target's region, minus occluders; connect a MASK of objects in front of the person to "occluders") and
+   the first image is VAE-encoded, noised only inside the Rectify Person Mask (body silhouette + the person's
+   and the target's region, minus occluders; connect a MASK of objects in front of the person to "occluders") and
    regenerated at denoise 0.7 with the body's depth in a depth ControlNet, the target pose in Stable-Pose and the
    negative prompt "deformed, bad anatomy". Rectify Gate mode "all" rectifies every image (an extra cycle: feed
    its output back as the first image).
-4. Rectify Preview: image | body depth | skeleton | result with OKS (higher is better) and plausibility score
-   (lower is better) before -> after.
+4. Rectify Preview Before and After: image | body depth | skeleton | result with OKS (higher is better) and
+   plausibility score (lower is better) before -> after.
 
 From a real photo instead of text: load it in place of the first image (VAE Decode) and connect Render Body's
-pose_image to Apply Stable-Pose (no target pose is known, so the body's own skeleton guides).
+pose_image to Apply Adapter (no target pose is known, so the body's own skeleton guides).
 {MODELS_TEXT}- Load ControlNet: an SD1.5 depth ControlNet in models/controlnet ({DEPTH_CONTROLNET}).
 {APPLY_TEXT}"""
     pose = example_pose_keypoints()
