@@ -10,7 +10,10 @@ On a GPU, with real models (what ``python -m training.synthesize --rectify`` run
         --width 512 --height 768 --steps 25 --images 8
 
 Without ``--checkpoint`` it runs the random test weights of the true SD1.5 sizes (``harness/``), so the
-timing is right and the pictures are noise. The stages are the graph of ``training.synthesis_graph`` run through
+timing is right and the pictures are noise. Noise shows nobody, so detect, fit and rectify then work on a real photo
+(``skimage.data.astronaut()`` scaled to the image size) in place of the generated image: the detector runs both its
+networks and the fit has a person (``--photo`` / ``--no-photo`` choose either way).
+The stages are the graph of ``training.synthesis_graph`` run through
 ComfyUI in this process, one stage added per prompt so ComfyUI's cache keeps the earlier ones: generate (text ->
 image with Stable-Pose), detect (the built-in BlazePose), fit (the body fit and its render), rectify (mask, VAE
 encode, depth ControlNet + Stable-Pose sampling at denoise 0.7, decode; forced, whatever the gate would decide).
@@ -28,6 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
+import skimage.data
+from PIL import Image
+
 from stablepose_host.prompts import PromptRunner
 from tools.workflow_samples import example_pose_keypoints
 from training.synthesis_graph import Settings, body_of, generation, rectification
@@ -35,14 +42,34 @@ from training.synthesis_graph import Settings, body_of, generation, rectificatio
 STAGES = ("generate", "detect", "fit", "rectify")
 
 
-def stage_graphs(settings: Settings, seed: int) -> list[dict]:
-    """The cumulative prompt after each stage, each ending in an output node that needs the stage."""
+def save_photo(workdir: str, index: int) -> str:
+    """The astronaut shifted by ``index`` pixels into ComfyUI's input folder: a new image each time, so ComfyUI's
+    cache never answers detection or fit from an earlier image."""
+    name = f"astronaut_{index}.png"
+    Image.fromarray(np.roll(skimage.data.astronaut(), index, axis=1)).save(Path(workdir) / "input" / name)
+    return name
+
+
+def photo_in_place_of_generation(settings: Settings, photo: str) -> dict[str, dict]:
+    """``decode`` (the generated image every later stage reads) replaced by ``photo`` from ComfyUI's input folder,
+    scaled and cropped to the generation's size."""
+    load = {"class_type": "LoadImage", "inputs": {"image": photo}}
+    size = {"width": settings.width, "height": settings.height, "upscale_method": "bilinear", "crop": "center"}
+    return {"photo": load, "decode": {"class_type": "ImageScale", "inputs": {"image": ["photo", 0], **size}}}
+
+
+def stage_graphs(settings: Settings, seed: int, photo: str | None) -> list[dict]:
+    """The cumulative prompt after each stage, each ending in an output node that needs the stage (with ``photo``
+    the stages after generation read it instead of the generated image)."""
     pose = example_pose_keypoints()
     graph = generation(settings, pose, "a dancer on a stage, full body, photograph", seed)
+    generate = graph | {"sink": {"class_type": "PreviewImage", "inputs": {"images": ["decode", 0]}}}
+    if photo:
+        graph |= photo_in_place_of_generation(settings, photo)
     detect = body_of(["decode", 0], Settings(**{**settings.to_dict(), "body": False}), "first_")
     fit = body_of(["decode", 0], settings, "first_")
     steps = [
-        graph | {"sink": {"class_type": "PreviewImage", "inputs": {"images": ["decode", 0]}}},
+        generate,
         graph | detect | {"sink": {"class_type": "PreviewImage", "inputs": {"images": ["first_extract", 0]}}},
         graph | fit | {"sink": {"class_type": "PreviewImage", "inputs": {"images": ["first_render", 0]}}},
     ]
@@ -51,10 +78,10 @@ def stage_graphs(settings: Settings, seed: int) -> list[dict]:
     return steps
 
 
-def time_image(runner: PromptRunner, settings: Settings, seed: int, stages: int) -> list[float]:
+def time_image(runner: PromptRunner, settings: Settings, seed: int, stages: int, photo: str | None) -> list[float]:
     """Seconds of each stage for one image."""
     seconds = []
-    for graph in stage_graphs(settings, seed)[:stages]:
+    for graph in stage_graphs(settings, seed, photo)[:stages]:
         start = time.perf_counter()
         runner.run(runner.with_defaults(graph))
         seconds.append(time.perf_counter() - start)
@@ -71,7 +98,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="")
     parser.add_argument("--adapter", default="")
     parser.add_argument("--controlnet", default="")
+    parser.add_argument("--photo", action=argparse.BooleanOptionalAction, default=None, help="default: on test weights")
     args = parser.parse_args()
+    photo = not args.checkpoint if args.photo is None else args.photo
     models = args.models_dir
     if not args.checkpoint:
         from harness.make_test_models import ensure_test_models
@@ -90,9 +119,12 @@ def main() -> None:
         runner = PromptRunner.start(Path(workdir), models)
         body = {"StablePoseFitBody", "StablePoseRenderBody"} <= PromptRunner.node_types()
         stages = len(STAGES) if body else 2
-        times = [time_image(runner, settings, 1000 + index, stages) for index in range(max(1, args.images))]
+        photos = [save_photo(workdir, index) if photo else None for index in range(max(1, args.images))]
+        times = [time_image(runner, settings, 1000 + index, stages, name) for index, name in enumerate(photos)]
     measured = times[1:] or times
     print(f"{args.width}x{args.height}, {args.steps} steps, {len(measured)} image(s) timed ({settings.checkpoint})")
+    if photo:
+        print("detect, fit and rectify on skimage's astronaut photo in place of the generated image")
     for index, name in enumerate(STAGES):
         if index >= stages:
             print(f"{name:>9}: body nodes unavailable (pip install anny)")

@@ -13,6 +13,8 @@ with the registered node definitions, following the frontend's ``widgets_values`
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import importlib
 import inspect
 import logging
@@ -455,6 +457,19 @@ class ComfyHost:
         errors = validation.errors + [data for event, data in messages if event == "execution_error"]
         cached = frozenset(node for event, data in messages if event == "execution_cached" for node in data["nodes"])
         return RunResult(outputs, dict(self.executor.history_result["outputs"]), errors, cached)
+
+    def free_memory(self) -> None:
+        """Drop ComfyUI's output cache and loaded models (the frontend's "Unload models" and "Free model and node
+        cache") and give the freed memory back to the system, so that other processes loading models fit beside
+        this one. Later prompts load their models again."""
+        import comfy.model_management
+
+        self.executor.reset()
+        comfy.model_management.unload_all_models()
+        gc.collect()
+        comfy.model_management.soft_empty_cache()
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed small blocks for reuse unless asked
 
     def run_workflow(self, workflow: dict[str, Any]) -> RunResult:
         """Convert and execute a UI workflow; the workflow is embedded in saved PNGs as the frontend does."""

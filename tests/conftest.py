@@ -7,16 +7,21 @@ ComfyUI's own custom-node loader.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from PIL import Image
 
 from harness.browser import chromium
 from harness.comfy_host import REPO_ROOT, ComfyHost
 from harness.make_test_models import ModelFiles, ensure_test_models
+from harness.reference_weights import sample_pose_image
+from tools.make_workflows import install
 
 # Anny's built model data (about 1-2 minutes to make, once per checkout), shared by the core tests and the nodes.
 ANNY_CACHE = REPO_ROOT / ".cache" / "anny"
@@ -32,6 +37,7 @@ SD15_MODULES = frozenset(
         "test_rectify", "test_synthesize",
     }
 )  # fmt: skip
+_SEEDS = itertools.count(100)  # one counter for the session: no two tests sample with the same seed
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -228,3 +234,32 @@ def loaded(comfy_host: ComfyHost, test_models: ModelFiles) -> dict[str, Any]:
         "positive": encode.encode(clip, "a dancer")[0],
         "negative": encode.encode(clip, "blurry")[0],
     }
+
+
+@pytest.fixture
+def seed() -> int:
+    """A fresh sampler seed per test. ComfyUI's output cache keys a node on its input signature (class, widget
+    values and, recursively, its ancestors' signatures; not its id), so without it a sampler identical to one of
+    an earlier test would be answered from the cache without running; :func:`latents` checks that none was."""
+    return next(_SEEDS)
+
+
+@pytest.fixture(scope="module")
+def pose_files(comfy_host: ComfyHost) -> dict[str, str]:
+    """Pose PNGs in the host's input folder: one skeleton, a mirrored one, and an empty (black) frame."""
+    folder = comfy_host.workdir / "input"
+    poses = {
+        "pose.png": sample_pose_image(64, 64),
+        "pose_mirror.png": sample_pose_image(64, 64).flip(-1),
+        "empty.png": -torch.ones(1, 3, 64, 64),
+    }
+    for name, image in poses.items():
+        pixels = ((image[0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()
+        Image.fromarray(pixels).save(folder / name)
+    return {name: name for name in poses}
+
+
+@pytest.fixture(scope="module")
+def installed(comfy_host: ComfyHost, models_dir: Path, test_models) -> None:
+    """The workflows' model files and sample inputs in the shared host (:func:`tools.make_workflows.install`)."""
+    install(models_dir, comfy_host.workdir / "input", test_models.by_folder())

@@ -87,8 +87,15 @@ def test_production_code_never_imports_tools_or_tests() -> None:
 
 def development_violations(root: Path = ROOT) -> list[str]:
     """Imports of a development folder from a folder above it in :data:`DEVELOPMENT_LAYERS` (``tools`` ->
-    ``tests``, ``harness`` -> ``tools``...)."""
-    return [
+    ``tests``, ``harness`` -> ``tools``...), and of a test module by another (shared helpers live in ``harness/``,
+    shared fixtures in a ``conftest.py``)."""
+    test_modules = [
+        f"{path.relative_to(root)}:{line} imports the test module {name}"
+        for path in sorted((root / "tests").rglob("*.py"))
+        for line, name in imported_modules(path, root)
+        if name.startswith("tests.") and name.split(".")[-1].startswith("test_")
+    ]
+    return test_modules + [
         found
         for folder, forbidden in DEVELOPMENT_LAYERS.items()
         for found in violations(sorted((root / folder).rglob("*.py")), forbidden, root)
@@ -148,6 +155,9 @@ def test_core_subsystems_import_only_downwards() -> None:
         ("tools/x.py", "from tests.conftest import models_dir\n", True),
         ("harness/x.py", "def f():\n    from tools.run_workflow import apply_override\n", True),
         ("benchmarks/x.py", "import tests.test_video\n", True),
+        ("tests/test_x.py", "from tests.test_body import photo_poses\n", True),
+        ("tests/hostile/test_x.py", "from .test_sequence_inputs import keyframes\n", True),
+        ("tests/hostile/test_x.py", "from .corpus import png_header_only\n", False),
         ("tools/x.py", "from harness.comfy_host import ComfyHost\n", False),
         ("tests/x.py", "from tools.make_workflows import build_workflows\n", False),
     ],

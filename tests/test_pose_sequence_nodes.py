@@ -10,12 +10,13 @@ import pytest
 import torch
 from skimage import data
 
+from harness.pose_samples import person_at, sequence_of
 from stablepose_core.poses.interpolation import interpolate_keys
 from stablepose_core.poses.keypoints import PoseKeypoints
 from stablepose_core.poses.sequence import PoseSequence
 from stablepose_core.poses.skeleton import render_pose
-from tests.test_pose_sequences import H, W, person_at, sequence_of
 
+W, H = 640, 480  # sequence_of's canvas
 NODES = (
     "StablePoseTrackPeople",
     "StablePoseSelectPeople",

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
@@ -12,12 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from harness.body_samples import photo_poses, stretch_forearm
 from harness.comfy_host import ComfyHost
+from harness.workflow_edits import load, node_of, output, run, set_widget
 from stablepose_core.evaluate.preview import number_line, tile_preview
 from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
 from stablepose_core.poses.regions import LIMB_FRACTION, person_size, pose_region, rectify_mask
-from tests.test_body import _photo_poses, _stretch_forearm
-from tests.test_workflows import installed, load, node_of, output, run, set_widget  # noqa: F401 (fixture)
 from tools.workflow_samples import example_pose_keypoints
 
 WORKFLOW = "stable_pose_rectify.json"
@@ -103,12 +102,11 @@ def test_mask_node_maps_poses_and_checks_mask_sizes(comfy_host: ComfyHost) -> No
 # ----- the workflow -----
 
 
-@functools.cache
-def photo_poses() -> dict[str, PoseKeypoints]:
-    """The bundled photos' people as the built-in BlazePose finds them (with 3D world landmarks), as the body tests
-    (tests/test_body.py) fit them: the astronaut is plausible, the camera man with a forearm stretched 2.5× is not."""
-    photos = _photo_poses()
-    return {"plausible": photos["astronaut"], "implausible": _stretch_forearm(photos["camera"])}
+def gate_cases() -> dict[str, PoseKeypoints]:
+    """The bundled photos' people as the built-in BlazePose finds them (:mod:`harness.body_samples`): the astronaut
+    is plausible, the camera man with a forearm stretched 2.5× is not."""
+    photos = photo_poses()
+    return {"plausible": photos["astronaut"], "implausible": stretch_forearm(photos["camera"])}
 
 
 def editor_pose(comfy_host: ComfyHost, workflow: dict[str, Any], pose: PoseKeypoints) -> None:
@@ -185,7 +183,7 @@ def test_rectify_workflow_feeds_the_target_skeleton_back_and_fits_the_detected_p
 @pytest.mark.usefixtures("installed")
 def test_gate_passes_a_plausible_image_through_without_sampling_the_rectification(comfy_host: ComfyHost) -> None:
     workflow = small(comfy_host, seed=7101)
-    editor_pose(comfy_host, workflow, photo_poses()["plausible"])
+    editor_pose(comfy_host, workflow, gate_cases()["plausible"])
     result = run(comfy_host, workflow)
     first = first_image(result, workflow)
     gate = node_of(workflow, "StablePoseRectifyGate")
@@ -203,7 +201,7 @@ def test_gate_passes_a_plausible_image_through_without_sampling_the_rectificatio
 @pytest.mark.usefixtures("installed")
 def test_gate_regenerates_an_implausible_person_only_inside_the_mask(comfy_host: ComfyHost) -> None:
     workflow = small(comfy_host, seed=7102)
-    editor_pose(comfy_host, workflow, photo_poses()["implausible"])
+    editor_pose(comfy_host, workflow, gate_cases()["implausible"])
     set_widget(comfy_host, node_of(workflow, "StablePoseRectifyMask"), "grow", 0)  # the 64 × 96 image is small
     result = run(comfy_host, workflow)
     gate = node_of(workflow, "StablePoseRectifyGate")

@@ -3,88 +3,15 @@
 from __future__ import annotations
 
 import copy
-import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from harness.api_prompts import STEPS, apply_node, base_prompt, sampler
 from harness.comfy_host import ComfyHost
-from harness.reference_weights import sample_pose_image
-
-STEPS = 2
-_SEEDS = itertools.count(100)
-
-
-@pytest.fixture
-def seed() -> int:
-    """A fresh sampler seed per test. ComfyUI's output cache keys a node on its input signature (class, widget
-    values and, recursively, its ancestors' signatures; not its id), so without it a sampler identical to one of
-    an earlier test would be answered from the cache without running; :func:`latents` checks that none was."""
-    return next(_SEEDS)
-
-
-@pytest.fixture(scope="module")
-def pose_files(comfy_host: ComfyHost) -> dict[str, str]:
-    """Pose PNGs in the host's input folder: one skeleton, a mirrored one, and an empty (black) frame."""
-    folder = comfy_host.workdir / "input"
-    poses = {
-        "pose.png": sample_pose_image(64, 64),
-        "pose_mirror.png": sample_pose_image(64, 64).flip(-1),
-        "empty.png": -torch.ones(1, 3, 64, 64),
-    }
-    for name, image in poses.items():
-        pixels = ((image[0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()
-        Image.fromarray(pixels).save(folder / name)
-    return {name: name for name in poses}
-
-
-def base_prompt(test_models, width: int = 64, height: int = 64, batch: int = 1) -> dict[str, dict[str, Any]]:
-    return {
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": test_models.checkpoint.name}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "a dancer, side view", "clip": ["ckpt", 1]}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["ckpt", 1]}},
-        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": height, "batch_size": batch}},
-        "sp": {"class_type": "LoadStablePose", "inputs": {"adapter_name": test_models.adapter.name}},
-        "pose": {"class_type": "LoadImage", "inputs": {"image": "pose.png"}},
-    }
-
-
-def sampler(name: str, model: list, seed: int, positive: list | None = None, negative: list | None = None) -> dict:
-    return {
-        f"ks_{name}": {
-            "class_type": "KSampler",
-            "inputs": {
-                "model": model,
-                "seed": seed,
-                "steps": STEPS,
-                "cfg": 7.0,
-                "sampler_name": "euler",
-                "scheduler": "normal",
-                "positive": positive or ["pos", 0],
-                "negative": negative or ["neg", 0],
-                "latent_image": ["latent", 0],
-                "denoise": 1.0,
-            },
-        },
-        f"save_{name}": {"class_type": "SaveLatent", "inputs": {"samples": [f"ks_{name}", 0], "filename_prefix": name}},
-    }
-
-
-def apply_node(strength: float = 1.0, start: float = 0.0, end: float = 1.0, pose: str = "pose", **extra) -> dict:
-    inputs = {
-        "model": ["ckpt", 0],
-        "stable_pose": ["sp", 0],
-        "pose_image": [pose, 0],
-        "strength": strength,
-        "start_percent": start,
-        "end_percent": end,
-        **extra,
-    }
-    return {"class_type": "ApplyStablePose", "inputs": inputs}
 
 
 def latents(comfy_host: ComfyHost, prompt: dict, *names: str) -> list[torch.Tensor]:

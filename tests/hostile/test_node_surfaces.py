@@ -4,21 +4,18 @@ by aiohttp, strengths and masks through an API prompt, the pose-file nodes, the 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from tests.test_pose_sequences import person_at, sequence_of
-from tests.test_stable_pose_nodes import apply_node, base_prompt, pose_files, sampler  # noqa: F401 (a fixture)
+from harness.api_prompts import apply_node, base_prompt, sampler
+from harness.pose_samples import keyframes, person_at, sequence_of
 from tools.workflow_samples import SAMPLE_NAMES
 
-from .test_sequence_inputs import keyframes
-
 ROUTE = "/stable_pose/interpolate"
-_SEEDS = itertools.count(7000)  # apart from other modules' seeds: ComfyUI's cache must not answer a sampler here
 
 
 def serve(comfy_host, scenario):
@@ -35,17 +32,29 @@ def serve(comfy_host, scenario):
     return asyncio.run(main())
 
 
-def test_interpolate_route_refuses_too_much_at_once_and_keeps_serving_while_it_works(comfy_host):
+def test_interpolate_route_refuses_too_much_at_once_and_keeps_serving_while_it_works(comfy_host, monkeypatch):
     """While a large allowed clip (20,000 frames) is interpolated, the server answers other requests, and a
     request asking too much (the issue's 3 KB body: 4 people × 100,000 frames) gets its 400 without waiting.
-    Before, the work ran on the event loop: every request waited for it."""
+    Before, the work ran on the event loop: every request waited for it. The interpolation is held until the other
+    answers are in (so the order does not depend on the machine's speed); on the event loop it would hold them."""
+    editor = comfy_host.pack_module("nodes.editor")
+    started, release = threading.Event(), threading.Event()
+
+    def held(keyframes):
+        started.set()
+        release.wait(timeout=30)
+        return interpolate(keyframes)
+
+    interpolate = editor.interpolate_response
+    monkeypatch.setattr(editor, "interpolate_response", held)
 
     async def scenario(client):
         heavy = asyncio.ensure_future(client.post(ROUTE, data=json.dumps(keyframes(20_000, 1))))
-        await asyncio.sleep(0.3)  # the heavy request is being worked on
+        await asyncio.to_thread(started.wait, 30)  # the heavy request is being worked on
         spec = await client.get("/stable_pose/skeleton_spec?width=64&height=64")
         refused = await client.post(ROUTE, data=json.dumps(keyframes(100_000, 4)))
         answered_meanwhile = not heavy.done()
+        release.set()
         error = (await refused.json())["error"]
         done = await heavy
         return spec.status, refused.status, error, answered_meanwhile, done.status, len((await done.json())["frames"])
@@ -118,12 +127,12 @@ def test_interpolate_node_refuses_a_crowd_over_many_frames(comfy_host):
 )
 @pytest.mark.usefixtures("pose_files")
 def test_nan_strengths_and_masks_are_refused_before_sampling(
-    comfy_host, test_models, extra_nodes, apply_inputs, message
+    comfy_host, test_models, extra_nodes, apply_inputs, message, seed
 ):
     """Each sampled an all-NaN latent (a black image) and reported success."""
     prompt = base_prompt(test_models) | extra_nodes
     prompt["apply"] = apply_node(**apply_inputs)
-    prompt |= sampler("posed", ["apply", 0], next(_SEEDS))
+    prompt |= sampler("posed", ["apply", 0], seed)
     result = comfy_host.execute(prompt)
     assert not result.ok and any(message in line for line in result.error_messages()), result.error_messages()
     assert "ks_posed" not in result.outputs, "nothing was sampled"
