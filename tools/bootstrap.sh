@@ -39,10 +39,9 @@ run_once() {
     printf '%s' "$key" >"$STAMPS/$name"
 }
 
-# pip's notes about this machine's local package indexes are noise; everything else goes to stderr. No byte-compiling
-# (a third of torch's install time): Python compiles what is imported, when it is first imported.
+# pip's notes about this machine's local package indexes are noise; everything else goes to stderr.
 pip_install() {
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile -c "$CONSTRAINTS" "$@" 2>&1 |
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c "$CONSTRAINTS" "$@" 2>&1 |
         { grep -v 'is ignored: it is neither a file nor a directory' || true; } >&2
 }
 
@@ -101,13 +100,18 @@ comfyui_host() {
     printf '%s' "$target"
 }
 
+# install_requirements FILE: pip install -r FILE (relative to the repo) unless its stamp holds its hash.
+install_requirements() {
+    [[ -f "$ROOT/$1" ]] || die "$1 is missing"
+    run_once "${1//\//_}" "$(hash_of "$ROOT/$1")" pip_install -r "$ROOT/$1"
+}
+
+# start_test_cache PART: python -m harness.prepare_caches PART in the background (with --test-caches only).
 CACHE_JOBS=()
-start_test_caches() {
-    local part
-    for part in models body; do
-        (cd "$ROOT" && "$VENV/bin/python" -m harness.prepare_caches "$part" >&2) &
-        CACHE_JOBS+=("$!")
-    done
+start_test_cache() {
+    [[ $TEST_CACHES == 1 ]] || return 0
+    (cd "$ROOT" && "$VENV/bin/python" -m harness.prepare_caches "$1" >&2) &
+    CACHE_JOBS+=("$!")
 }
 
 wait_test_caches() {
@@ -117,10 +121,10 @@ wait_test_caches() {
     done
 }
 
+TEST_CACHES=0
 main() {
-    local test_caches=0
     case "${1:-}" in
-        --test-caches) test_caches=1 ;;
+        --test-caches) TEST_CACHES=1 ;;
         "") ;;
         *) die "unknown option $1 (the only one is --test-caches)" ;;
     esac
@@ -129,6 +133,8 @@ main() {
     mkdir -p "$STAMPS"
     printf '%s\n' "${TORCH_PINS[@]}" >"$CONSTRAINTS"
     run_once torch "${TORCH_PINS[*]}" pip_install "${TORCH_PINS[@]}"
+    install_requirements requirements-optional.txt  # anny (needs only torch): its data can be built from here on
+    start_test_cache body
 
     local host host_requirements="$STAMPS/host-requirements.txt"
     host=$(comfyui_host)
@@ -136,14 +142,10 @@ main() {
         "$host/requirements.txt" >"$host_requirements"
     run_once host-requirements "$(hash_of "$host_requirements")" pip_install -r "$host_requirements"
 
-    local file
-    for file in requirements.txt requirements-optional.txt training/requirements.txt requirements-dev.txt; do
-        [[ -f "$ROOT/$file" ]] || die "$file is missing"
-        run_once "${file//\//_}" "$(hash_of "$ROOT/$file")" pip_install -r "$ROOT/$file"
-        if [[ $file == requirements-optional.txt && $test_caches == 1 ]]; then
-            start_test_caches  # torch, the host's packages and anny are in
-        fi
-    done
+    install_requirements requirements.txt
+    start_test_cache models  # the host's packages are in
+    install_requirements training/requirements.txt
+    install_requirements requirements-dev.txt
     # Test-only: writes the DWPose ONNX files (stand-ins, and the true networks exported by harness/dwpose_models.py).
     # Newer onnx needs protobuf >= 6, which breaks mediapipe.
     run_once onnx "$ONNX_PIN" pip_install --no-deps "$ONNX_PIN"
