@@ -40,15 +40,10 @@ SD15_MODULES = frozenset(
 _SEEDS = itertools.count(100)  # one counter for the session: no two tests sample with the same seed
 
 
-LAST = frozenset({"test_synthesize"})  # two SD1.5-size processes at once besides the test process
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that boots ComfyUI in this process (through ``comfy_host``) with ``host``, and give each
     test its module as xdist group (whole modules per worker: module fixtures are built once), the SD1.5-size
-    modules one shared group. The subprocess tests of :data:`LAST` run last: by then the other worker has
-    finished, so their SD1.5-size processes have the memory to themselves."""
-    items.sort(key=lambda item: item.path.stem in LAST)  # stable: the order is kept otherwise
+    modules one shared group."""
     for item in items:
         if "comfy_host" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.host)

@@ -7,5 +7,6 @@ VENV="$(bash "$ROOT/tools/bootstrap.sh" --test-caches)"
 bash "$ROOT/tools/install_browser.sh"   # Debian's Chromium + ChromeDriver for the editor's browser test
 cd "$ROOT"
 node --test tests/js/                    # the editor's JS model (node's built-in test runner)
-# Two workers: the SD1.5-size modules on one (one after the other), the others on the second (tests/conftest.py).
-exec "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@"
+# One process: with two workers (-n 2 --dist loadgroup, groups in tests/conftest.py) 24 GB ran out even with the
+# SD1.5-size modules on one worker (12 GB there and 8 GB on the other at once), and the cores were no faster.
+exec "$VENV/bin/python" -m pytest "$@"
