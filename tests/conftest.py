@@ -14,9 +14,13 @@ from typing import Any
 
 import pytest
 
+from stablepose_core.detect.onnx_torch import CACHE_ENV
 from tests.support.browser import chromium
 from tests.support.make_test_models import ModelFiles, ensure_test_models
 from tools.comfy_host import REPO_ROOT, ComfyHost
+
+# ONNX networks converted to PyTorch are cached in the repo's test cache, not the user's (subprocesses inherit it)
+os.environ.setdefault(CACHE_ENV, str(REPO_ROOT / ".cache" / "onnx2torch"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

