@@ -4,7 +4,7 @@ DWPose (multi-person) with its networks in PyTorch and in onnxruntime.
     python benchmarks/bench_extract.py [--frames 50] [--size 512] [--clip 16] [--threads N] [--dwpose DIR]
     python benchmarks/bench_extract.py --device cuda      # on a GPU: PyTorch float16 vs onnxruntime-gpu
 
-The frames are ``skimage.data.astronaut()`` resized to ``--size`` squared and shifted a few pixels each, as in a
+The frames are ``skimage.data.astronaut()`` resized to ``--size`` squared, a grey level brighter each, as in a
 video; each frame is detected independently (``static_image_mode``, as the node runs it). Prints frames per second,
 where mediapipe 0.10.14 is installed (Python <= 3.12) its own BlazePose on the same frames and the ratio, and, where
 DWPose files are found (``--dwpose``, default: the random-weight test files of ``tests/support/dwpose_models.py``,
@@ -73,8 +73,10 @@ def main() -> None:
     from skimage import data
 
     image = cv2.resize(data.astronaut(), (args.size, args.size), interpolation=cv2.INTER_AREA)
-    # slightly different frames, as in a video: a few pixels of horizontal shift each
-    frames = [np.ascontiguousarray(np.roll(image, shift, axis=1)) for shift in range(0, 2 * args.clip, 2)]
+    # slightly different frames, as in a video: the light flickers by a grey level per frame
+    frames = [
+        np.clip(image.astype(np.int16) + level - args.clip // 2, 0, 255).astype(np.uint8) for level in range(args.clip)
+    ]
     print(f"CPU threads: {os.cpu_count()} (torch uses {torch.get_num_threads()}), frames {args.size}x{args.size}")
     detect = bench_blazepose(frames, args)
     compare_with_mediapipe(detector_fps=detect, frames=frames, count=args.frames)

@@ -26,10 +26,11 @@ NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1, -1: 1}
 
 
 def _activate(x: torch.Tensor, activation: str) -> torch.Tensor:
+    """The fused activation, in place: ``x`` is always an op's fresh output."""
     if activation == "RELU":
-        return F.relu(x)
+        return F.relu_(x)
     if activation == "RELU6":
-        return F.relu6(x)
+        return F.hardtanh_(x, 0.0, 6.0)
     return x
 
 
