@@ -21,10 +21,10 @@ from einops import rearrange
 from torchvision.transforms import GaussianBlur
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 from stablepose_core.model.adapter import AdapterConfig, AttnResBlock, PoseFeatureExtractor
 from stablepose_core.model.masks import MaskSettings, assemble_masks
 from stablepose_core.model.pmsa import posemb_sincos_2d, to_token_masks
-from tests.support.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 
 
 def naive_latent_masks(pose: torch.Tensor, batch: int) -> torch.Tensor:
@@ -142,9 +142,9 @@ def main() -> None:
     settings = MaskSettings()
 
     with torch.inference_mode():
-        regions = settings.pose_regions(pose)
+        by_kernel = settings.pose_masks(pose)
         latent = naive_latent_masks(pose, half)
-        ours_tokens = to_token_masks(assemble_masks(regions.repeat(1, 2, 1, 1), is_uncond, settings), 2)
+        ours_tokens = to_token_masks(assemble_masks(by_kernel.repeat(1, 2, 1, 1), is_uncond, settings), 2)
         naive_tokens = torch.stack(
             [naive_dense_mask(c, lat // 2, lat // 2).all(-1) for c in torch.split(latent, args.batch)]
         )
@@ -169,12 +169,12 @@ def main() -> None:
         max_diff = max((ours(x) - baseline(x)).abs().max().item() for x in (cfg, distinct, with_pose))
         assert max_diff < 1e-3, f"outputs differ by {max_diff}"
         timings = {
-            "pose regions (once/sampling)": (
-                lambda: settings.pose_regions(pose),
+            "pose masks (once/sampling)": (
+                lambda: settings.pose_masks(pose),
                 lambda: naive_latent_masks(pose, half),
             ),
             "masks per step": (
-                lambda: to_token_masks(assemble_masks(regions.repeat(1, 2, 1, 1), is_uncond, settings), 2),
+                lambda: to_token_masks(assemble_masks(by_kernel.repeat(1, 2, 1, 1), is_uncond, settings), 2),
                 lambda: [naive_dense_mask(c, lat // 2, lat // 2) for c in torch.split(latent, args.batch)],
             ),
             "masked attention layers": (
@@ -194,7 +194,7 @@ def main() -> None:
         for name, fns in timings.items():
             report(name, *best_of_interleaved(fns, args.repeat))
         print(
-            "per step, ours reuses what is computed once per sampling (pose regions, pose features + cond_conv: "
+            "per step, ours reuses what is computed once per sampling (pose masks, pose features + cond_conv: "
             f"{pose_input_once * 1e3:.0f} ms once); the baseline recomputes the pose input at every step"
         )
 

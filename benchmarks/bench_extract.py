@@ -7,7 +7,7 @@ DWPose (multi-person) with its networks in PyTorch and in onnxruntime.
 The frames are ``skimage.data.astronaut()`` resized to ``--size`` squared, a grey level brighter each, as in a
 video; each frame is detected independently (``static_image_mode``, as the node runs it). Prints frames per second,
 where mediapipe 0.10.14 is installed (Python <= 3.12) its own BlazePose on the same frames and the ratio, and, where
-DWPose files are found (``--dwpose``, default: the random-weight test files of ``tests/support/dwpose_models.py``,
+DWPose files are found (``--dwpose``, default: the random-weight test files of ``harness/dwpose_models.py``,
 which cost what the trained ones cost), DWPose's frames/s per runtime on a ``--clip``-frame clip and the ratio.
 ``--threads`` sets PyTorch's and onnxruntime's CPU threads alike (default: each library's own choice).
 """
@@ -119,7 +119,7 @@ def bench_dwpose(frames: list[np.ndarray], args: argparse.Namespace) -> None:
     roots = [args.dwpose]
     detector_file, pose_file = (find_first(files, roots, DWPOSE_SUBFOLDERS) for files in (DETECTOR_FILES, POSE_FILES))
     if detector_file is None or pose_file is None:
-        print(f"no DWPose files under {args.dwpose} (python -m tests.support.dwpose_models writes test ones)")
+        print(f"no DWPose files under {args.dwpose} (python -m harness.dwpose_models writes test ones)")
         return
     device = torch.device(args.device)
     dtype = torch.float16 if device.type == "cuda" else torch.float32

@@ -5,7 +5,7 @@
 What ``StablePoseScore`` does per image: detect the people, match them to the target pose and score them
 (``score_image``), draw the overlay. Rows: each runnable backend (blazepose always; DWPose / OpenPose when their
 weights are in ``--weights-dir``; ``--random-weights`` runs them on the true networks with random weights, the
-test models of ``tests/support/dwpose_models.py`` and controlnet_aux's OpenPose body model: right speed, meaningless
+test models of ``harness/dwpose_models.py`` and controlnet_aux's OpenPose body model: right speed, meaningless
 people), plus scoring and drawing alone (the ``detected`` input connected, no detector). The images are
 ``skimage.data.astronaut()`` resized to ``--size`` and shifted a little each, the target its own pose.
 """
@@ -35,7 +35,7 @@ def random_weight_roots(folder: Path) -> list[str]:
     import torch
     from controlnet_aux.open_pose.model import bodypose_model
 
-    from tests.support.dwpose_models import export_dwpose_models
+    from harness.dwpose_models import export_dwpose_models
 
     detector, _ = export_dwpose_models()
     torch.manual_seed(0)

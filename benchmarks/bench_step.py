@@ -4,8 +4,8 @@
                                     [--frames 16] [--frame-size 256x192] [--window 8/2]
                                     [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--profile DIR]
 
-One ComfyUI process (``tools.comfy_host.ComfyHost``) loads the random-weight test models of the true
-architectures (``tests.support.make_test_models``): an SD1.5 checkpoint through ``CheckpointLoaderSimple``, a stock
+One ComfyUI process (``harness.comfy_host.ComfyHost``) loads the random-weight test models of the true
+architectures (``harness.make_test_models``): an SD1.5 checkpoint through ``CheckpointLoaderSimple``, a stock
 SD1.5 ControlNet through ``ControlNetLoader`` + ``ControlNetApplyAdvanced`` (ComfyUI's own ControlNet classes)
 and the Stable-Pose adapter through ``LoadStablePose`` + ``ApplyStablePose``, all fed the same pose image.
 Each case runs CFG sampling (euler, cfg 5, cond and uncond batched as ComfyUI does) of the three variants in
@@ -48,11 +48,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.clip_sampling import comfy_windows
+from harness.comfy_host import ComfyHost
+from harness.make_test_models import ensure_test_models
+from harness.reference_weights import sample_pose_image
 from stablepose_host import import_comfy
-from tests.support.clip_sampling import comfy_windows
-from tests.support.make_test_models import ensure_test_models
-from tests.support.reference_weights import sample_pose_image
-from tools.comfy_host import ComfyHost
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 WEIGHT_FLAGS = {"fp32": "fp32_unet", "fp16": "fp16_unet", "bf16": "bf16_unet"}  # ComfyUI's --*-unet options
@@ -120,7 +120,7 @@ class Models:
         return models
 
     def variants(self, case: Case) -> dict[str, Variant]:
-        """The three variants for ``case``'s pose image (Apply ControlNet / Apply Stable-Pose nodes)."""
+        """The three variants for ``case``'s pose image (Apply ControlNet / Apply Adapter (Stable-Pose) nodes)."""
         pose = pose_image(case)
         cn_pos, cn_neg = self.host.nodes.ControlNetApplyAdvanced().apply_controlnet(
             self.positive, self.negative, self.controlnet, pose, 1.0, 0.0, 1.0

@@ -2,7 +2,8 @@
 
 Each node module is imported on its own: a module whose optional dependency is missing is skipped with
 one log line saying how to enable it, so the rest of the pack (and ComfyUI's start-up) is unaffected.
-Importing never downloads anything.
+Importing never downloads anything; it copies the bundled workflows' sample inputs into ComfyUI's input folder
+when they are not there yet (``sample_inputs``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 import logging
 
 from .model_folder import register_model_folder
+from .sample_inputs import install_sample_inputs
 
 log = logging.getLogger("stable_pose")
 
@@ -22,6 +24,8 @@ _NODE_MODULES: dict[str, str] = {
     "pose_sequence": "pip install -r requirements.txt in the Stable-Pose pack folder (needs scipy)",
     "score": "pip install -r requirements.txt in the Stable-Pose pack folder",
     "strengths": "pip install -r requirements.txt in the Stable-Pose pack folder",
+    "body": "pip install anny (the open 3D body model, about 450 MB with warp-lang; see docs/body.md)",
+    "rectify": "pip install -r requirements.txt in the Stable-Pose pack folder",
 }
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
@@ -40,4 +44,5 @@ def _load_node_modules() -> None:
 
 
 register_model_folder()
+install_sample_inputs()
 _load_node_modules()

@@ -21,21 +21,26 @@ the stick figure Stable-Pose was trained on (HumanSD's COCO-17 drawing). Editing
 After each run the node sends the input poses (every frame, on the node's canvas) and a preview of the
 background to the editor, as ``seed_pose``, ``background`` and ``canvas`` in its UI output. The skeleton spec
 the editor draws with comes from the same core constants through ``GET /stable_pose/skeleton_spec``; the
-timeline's in-betweens come from ``POST /stable_pose/interpolate`` (the same function the node runs).
+timeline's in-betweens come from ``POST /stable_pose/interpolate`` (the same function the node runs), which
+refuses a document over the clip limit (``MAX_CLIP_POSES``) at once and interpolates off the server's event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..stablepose_core.poses.keyframes import KEYFRAMES_FORMAT, clip_from_keyframes
+from ..stablepose_core.poses.interpolation import interpolate_keys
+from ..stablepose_core.poses.keyframes import KEYFRAMES_FORMAT, Keyframes, clip_from_keyframes, read_keyframes
 from ..stablepose_core.poses.keypoints import (
     COCO17_FLIP_PAIRS,
     COCO17_LIMBS,
@@ -111,7 +116,7 @@ def clip_to_canvas(clip: PoseSequence) -> PoseSequence:
     if moved.any():
         points[..., :2] = np.where(moved[..., None], clipped, points[..., :2])
         log.warning(
-            "Stable-Pose Editor: %d joint(s) outside the %dx%d canvas clipped", moved.sum(), clip.width, clip.height
+            "Stable-Pose editor: %d joint(s) outside the %dx%d canvas clipped", moved.sum(), clip.width, clip.height
         )
     return clip.replace(points)
 
@@ -161,7 +166,7 @@ class StablePoseEditor:
                     {
                         "default": "",
                         "multiline": False,
-                        "tooltip": "The edit: one pose or timeline keyframes (set by the editor; empty = input poses).",
+                        "tooltip": "The edit: one pose or pose keyframes (set by the editor; empty = input poses).",
                     },
                 ),
             },
@@ -208,7 +213,7 @@ class StablePoseEditor:
         else:
             clip = seed if seed is not None else PoseSequence.from_poses([PoseKeypoints.empty(*canvas)])
         if clip.num_people > MAX_PEOPLE:
-            log.warning("Stable-Pose Editor: %d people; only the first %d are drawn", clip.num_people, MAX_PEOPLE)
+            log.warning("Stable-Pose editor: %d people; only the first %d are drawn", clip.num_people, MAX_PEOPLE)
         images = np.stack([render_pose(pose) for pose in clip.poses()])
         ui = {
             "seed_pose": [] if seed is None else [pose.to_json() for pose in seed.poses()],
@@ -216,6 +221,20 @@ class StablePoseEditor:
             "canvas": list(canvas),
         }
         return {"ui": ui, "result": (torch.from_numpy(images).float().div(255.0), clip.to_pose_keypoint())}
+
+
+def read_request(text: str) -> Keyframes:
+    """The interpolate route's keyframe document, read and checked (limits included); ``ValueError`` if bad."""
+    return read_keyframes(parse_json(text, "the keyframe document"))
+
+
+def interpolate_response(keyframes: Keyframes) -> str:
+    """The interpolate route's JSON answer: ``{"frames": [people per frame]}``."""
+    return json.dumps({"frames": interpolate_keys(*keyframes).keypoints.tolist()})
+
+
+# The interpolations the route runs, one at a time (each at most MAX_CLIP_POSES poses), off the server's event loop.
+_INTERPOLATE_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stable_pose_interpolate")
 
 
 def _register_routes() -> None:
@@ -243,15 +262,19 @@ def _register_routes() -> None:
 
     @instance.routes.post(f"{ROUTE_PREFIX}/interpolate")
     async def post_interpolate(request: web.Request) -> web.Response:
-        """A keyframe document -> ``{"frames": [people per frame]}``: the clip the node will output."""
+        """A keyframe document -> ``{"frames": [people per frame]}``: the clip the node will output. The work runs
+        on one worker thread, so the server keeps answering other requests meanwhile."""
+        loop = asyncio.get_running_loop()
         try:
-            clip = clip_from_keyframes(await request.json())
-        except (ValueError, TypeError) as error:  # includes malformed JSON bodies
+            text = await request.text()
+            keyframes = await loop.run_in_executor(None, read_request, text)  # quick: a clip too large is refused
+            body = await loop.run_in_executor(_INTERPOLATE_WORKER, interpolate_response, keyframes)
+        except (ValueError, TypeError) as error:  # malformed JSON, a bad document, a clip too large
             return web.json_response({"error": str(error)}, status=400)
-        return web.json_response({"frames": clip.keypoints.tolist()})
+        return web.Response(text=body, content_type="application/json")
 
 
 _register_routes()
 
 NODE_CLASS_MAPPINGS = {NODE_NAME: StablePoseEditor}
-NODE_DISPLAY_NAME_MAPPINGS = {NODE_NAME: "Edit Pose (Stable-Pose Editor)"}
+NODE_DISPLAY_NAME_MAPPINGS = {NODE_NAME: "Edit Poses (Stable-Pose)"}

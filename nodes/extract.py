@@ -171,7 +171,8 @@ class OpenPoseExtract:
     RETURN_NAMES = ("pose_image", "pose_keypoint")
     OUTPUT_TOOLTIPS = (
         "Stable-Pose pose images (COCO-17 limbs in HumanSD colours on black), the image's size.",
-        "The poses as OpenPose BODY-18 JSON frames, pixel coordinates.",
+        "The poses as OpenPose BODY-18 JSON frames, pixel coordinates; blazepose adds each person's 3D joints in "
+        "metres (pose_keypoints_3d), without tracking or smoothing.",
     )
     FUNCTION = "extract"
     CATEGORY = "Stable-Pose/pose"
@@ -232,4 +233,4 @@ class OpenPoseExtract:
 _register_weights_folder()
 
 NODE_CLASS_MAPPINGS = {"OpenPoseExtract": OpenPoseExtract}
-NODE_DISPLAY_NAME_MAPPINGS = {"OpenPoseExtract": "Extract Pose → Stable-Pose Skeleton (COCO-17)"}
+NODE_DISPLAY_NAME_MAPPINGS = {"OpenPoseExtract": "Extract Poses (Stable-Pose)"}

@@ -324,7 +324,7 @@ class PoseDraw:
     DESCRIPTION = "Draw poses as Stable-Pose was trained to see them (COCO-17, HumanSD colours), one image per frame."
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("pose_image",)
-    OUTPUT_TOOLTIPS = ("One pose image per frame, for Apply Stable-Pose.",)
+    OUTPUT_TOOLTIPS = ("One pose image per frame, for Apply Adapter (Stable-Pose).",)
     FUNCTION = "run"
     CATEGORY = CATEGORY
 
@@ -440,7 +440,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "StablePoseInterpolate": "Interpolate Key Poses (Stable-Pose)",
     "StablePoseTransform": "Transform Poses (Stable-Pose)",
     "StablePoseRetarget": "Retarget Poses to a Body (Stable-Pose)",
-    "StablePoseDraw": "Draw Poses for Stable-Pose",
+    "StablePoseDraw": "Draw Poses (Stable-Pose)",
     "StablePoseSaveJSON": "Save Poses as JSON (Stable-Pose)",
     "StablePoseLoadJSON": "Load Poses from JSON (Stable-Pose)",
 }

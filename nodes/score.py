@@ -20,13 +20,13 @@ from .extract import backend_input, detect_poses, given_poses, to_uint8_rgb
 
 CATEGORY = "Stable-Pose/evaluation"
 TARGET_TOOLTIP = (
-    "The pose the images should show (POSE_KEYPOINT, e.g. from OpenPose Extract or the Stable-Pose Editor): one "
-    "frame for all images or one per image. Mapped onto each image as Apply Stable-Pose maps a pose image onto "
-    "the latent (centre crop when the aspect ratios differ)."
+    "The pose the images should show (POSE_KEYPOINT, e.g. from Extract Poses (Stable-Pose) or Edit Poses "
+    "(Stable-Pose)): one frame for all images or one per image. Mapped onto each image as Apply Adapter "
+    "(Stable-Pose) maps a pose image onto the latent (centre crop when the aspect ratios differ)."
 )
 DETECTED_TOOLTIP = (
     "Optional: poses already detected in the images (POSE_KEYPOINT, one frame per image, e.g. from another "
-    "pack's detector or a previous Stable-Pose Score); when connected, no detector runs."
+    "pack's detector or a previous Score Pose Fidelity (Stable-Pose)); when connected, no detector runs."
 )
 
 
@@ -131,8 +131,8 @@ class StablePoseSelectBest:
     FUNCTION = "select"
     CATEGORY = CATEGORY
     DESCRIPTION = (
-        "Best-of-N by pose fidelity: scores every image like Stable-Pose Score (COCO OKS against the target pose) "
-        "and returns the k best, their batch indices and scores. Ties keep batch order."
+        "Best-of-N by pose fidelity: scores every image like Score Pose Fidelity (Stable-Pose) (COCO OKS against the "
+        "target pose) and returns the k best, their batch indices and scores. Ties keep batch order."
     )
 
     def select(
@@ -146,6 +146,6 @@ class StablePoseSelectBest:
 
 NODE_CLASS_MAPPINGS = {"StablePoseScore": StablePoseScore, "StablePoseSelectBest": StablePoseSelectBest}
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "StablePoseScore": "Stable-Pose Score (pose fidelity, OKS)",
-    "StablePoseSelectBest": "Stable-Pose Select Best (by pose fidelity)",
+    "StablePoseScore": "Score Pose Fidelity (Stable-Pose)",
+    "StablePoseSelectBest": "Select Best by Pose Fidelity (Stable-Pose)",
 }

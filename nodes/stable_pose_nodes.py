@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import comfy.model_management
 import comfy.model_patcher
 import comfy.ops
@@ -13,8 +11,9 @@ import torch
 from ..stablepose_core.model.adapter import AdapterConfig, StablePoseAdapter
 from ..stablepose_core.model.checkpoints import load_adapter
 from ..stablepose_core.model.mask_preview import mask_previews
-from ..stablepose_core.model.masks import SCHEDULES, MaskSettings, pmsa_masks
+from ..stablepose_core.model.masks import EVALUATION, SCHEDULES, MaskSettings, pmsa_masks, schedule_name
 from ..stablepose_core.poses.image import rgb_pose_images
+from ..stablepose_core.poses.keypoints import check_finite
 from .model_folder import FOLDER_NAME
 from .stable_pose_patch import PoseControl, SchedulePercent, StablePosePatch
 from .strengths import FRAME_STRENGTHS, TIMESTEP_STRENGTHS, frame_strengths_from, timestep_strengths_from
@@ -23,20 +22,36 @@ CATEGORY = "Stable-Pose"
 WRAPPER_KEY = "stable_pose"
 ADDITIONAL_MODELS_KEY = "stable_pose"
 SCHEDULE_HELP = (
-    "released: the authors' evaluation (cond rows: coarse mask in ViT layer 1, fine in layer 2; negative rows "
-    "unmasked) = the paper's coarse-to-fine intent; paper: the same; released_train: the masks training used "
-    "(training's default, same name); unmasked: plain self-attention"
+    "evaluation: the masks of the authors' evaluation and the paper (positive-prompt rows: coarse mask in ViT "
+    "layer 0, fine in layer 1; negative-prompt rows unmasked); training: the masks official training used (every "
+    "row, threshold > -1; training's default); unmasked: plain self-attention. Saved workflows' released and "
+    "paper mean evaluation, released_train means training"
 )
 
 
 def mask_settings_inputs() -> dict:
     return {
-        "mask_schedule": (list(SCHEDULES), {"default": "released", "tooltip": SCHEDULE_HELP}),
+        "mask_schedule": (list(SCHEDULES), {"default": EVALUATION, "tooltip": SCHEDULE_HELP}),
         "coarse_kernel": (
             "INT",
-            {"default": 23, "min": 1, "max": 255, "step": 2, "tooltip": "Gaussian kernel, layer 1"},
+            {
+                "default": 23,
+                "min": 1,
+                "max": 255,
+                "step": 2,
+                "tooltip": "Gaussian kernel of the coarse mask (ViT layer 0)",
+            },
         ),
-        "fine_kernel": ("INT", {"default": 13, "min": 1, "max": 255, "step": 2, "tooltip": "Gaussian kernel, layer 2"}),
+        "fine_kernel": (
+            "INT",
+            {
+                "default": 13,
+                "min": 1,
+                "max": 255,
+                "step": 2,
+                "tooltip": "Gaussian kernel of the fine mask (ViT layer 1)",
+            },
+        ),
         "sigma": (
             "FLOAT",
             {"default": 3.0, "min": 0.1, "max": 64.0, "step": 0.1, "tooltip": "Gaussian sigma of both mask blurs"},
@@ -54,8 +69,18 @@ def mask_settings_inputs() -> dict:
     }
 
 
+def accept_mask_schedule(mask_schedule: str = EVALUATION) -> bool | str:
+    """``VALIDATE_INPUTS`` of the nodes with mask settings: today's schedule names and earlier ones (saved
+    workflows say ``released`` or ``paper``), which the combo alone would refuse."""
+    try:
+        schedule_name(mask_schedule)
+    except ValueError as error:
+        return str(error)
+    return True
+
+
 def mask_settings(
-    mask_schedule: str = "released",
+    mask_schedule: str = EVALUATION,
     coarse_kernel: int = 23,
     fine_kernel: int = 13,
     sigma: float = 3.0,
@@ -65,9 +90,10 @@ def mask_settings(
 
 
 def video_inputs() -> dict:
-    """ApplyStablePose's optional regional and keyframe inputs; their defaults are the behaviour without them."""
+    """ApplyStablePose's optional region mask and strength keyframe inputs; their defaults are the behaviour without
+    them."""
     return {
-        "mask": ("MASK", {"tooltip": "apply the pose only inside this mask (1, or 1 per frame); soft edges kept"}),
+        "mask": ("MASK", {"tooltip": "region mask: the pose acts only inside it (1, or 1 per frame); soft edges kept"}),
         "uncond_multiplier": (
             "FLOAT",
             {
@@ -80,21 +106,31 @@ def video_inputs() -> dict:
         ),
         "frame_strength": (
             f"{FRAME_STRENGTHS},LATENT_KEYFRAME",
-            {"tooltip": "strength per frame (Stable-Pose Strength per Frame, or Advanced-ControlNet latent keyframes)"},
+            {
+                "tooltip": "strength keyframes per frame: Strength per Frame (Stable-Pose) or Advanced-ControlNet's "
+                "latent keyframes"
+            },
         ),
         "timestep_strength": (
             f"{TIMESTEP_STRENGTHS},TIMESTEP_KEYFRAME",
-            {"tooltip": "strength over the steps (Stable-Pose Strength over Steps, or Advanced-ControlNet keyframes)"},
+            {
+                "tooltip": "strength keyframes over the steps: Strength over Steps (Stable-Pose) or "
+                "Advanced-ControlNet's timestep keyframes"
+            },
         ),
     }
 
 
 def region_mask(mask: torch.Tensor) -> torch.Tensor:
-    """A ComfyUI MASK, (H, W) or (M, H, W), as (M, H, W) float in [0, 1]."""
+    """A ComfyUI MASK, (H, W) or (M, H, W), as (M, H, W) float in [0, 1]; NaN/inf values are refused (they would
+    make every latent NaN: a black image reported as a success)."""
     if mask.ndim == 2:
         mask = mask[None]
     if mask.ndim != 3:
         raise ValueError(f"Stable-Pose: the mask must be (H, W) or (frames, H, W), got {tuple(mask.shape)}")
+    bad = int((~torch.isfinite(mask)).sum())
+    if bad:
+        raise ValueError(f"Stable-Pose: the mask has {bad} NaN or infinite value(s); mask values are 0 to 1")
     return mask.float().clamp(0.0, 1.0)
 
 
@@ -116,7 +152,7 @@ class LoadStablePose:
     FUNCTION = "load"
     CATEGORY = f"{CATEGORY}/loaders"
     DESCRIPTION = (
-        "Loads a Stable-Pose adapter (pose-masked ViT on a copy of the SD1.5 encoder) for Apply Stable-Pose. "
+        "Loads a Stable-Pose adapter (pose-masked ViT on a copy of the SD1.5 encoder) for Apply Adapter (Stable-Pose). "
         "The architecture is read from the file; files that are not adapters get an error naming what they are."
     )
 
@@ -156,13 +192,6 @@ def check_base_model(model, config: AdapterConfig) -> None:
         )
 
 
-def check_finite(**numbers: float) -> None:
-    """Refuse NaN/inf widget values (ComfyUI's min/max validation lets NaN through an API prompt)."""
-    for name, value in numbers.items():
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value}")
-
-
 class ApplyStablePose:
     """Patch a MODEL so every sampling step in range adds the adapter's residuals for the pose image."""
 
@@ -171,7 +200,7 @@ class ApplyStablePose:
         return {
             "required": {
                 "model": ("MODEL", {"tooltip": "An SD1.5-family model (SDXL, SD2 and Flux are refused)"}),
-                "stable_pose": ("STABLE_POSE", {"tooltip": "The adapter from Load Stable-Pose Adapter"}),
+                "stable_pose": ("STABLE_POSE", {"tooltip": "The adapter from Load Adapter (Stable-Pose)"}),
                 "pose_image": ("IMAGE", {"tooltip": "Stable-Pose skeleton(s): 1 for all latents or 1 per latent"}),
                 "strength": (
                     "FLOAT",
@@ -189,6 +218,7 @@ class ApplyStablePose:
             "optional": {**mask_settings_inputs(), **video_inputs()},
         }
 
+    VALIDATE_INPUTS = staticmethod(accept_mask_schedule)
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "apply"
     CATEGORY = f"{CATEGORY}/conditioning"
@@ -259,6 +289,7 @@ class PoseMaskPreview:
             "optional": mask_settings_inputs(),
         }
 
+    VALIDATE_INPUTS = staticmethod(accept_mask_schedule)
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("preview", "masks")
     FUNCTION = "preview"
@@ -282,7 +313,7 @@ NODE_CLASS_MAPPINGS = {
     "PoseMaskPreview": PoseMaskPreview,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "LoadStablePose": "Load Stable-Pose Adapter",
-    "ApplyStablePose": "Apply Stable-Pose Adapter (pose → model)",
-    "PoseMaskPreview": "Preview Stable-Pose Attention Masks",
+    "LoadStablePose": "Load Adapter (Stable-Pose)",
+    "ApplyStablePose": "Apply Adapter (Stable-Pose)",
+    "PoseMaskPreview": "Preview Attention Masks (Stable-Pose)",
 }

@@ -16,7 +16,7 @@ Why this mechanism (ComfyUI 0.3.75 and 0.8.x alike):
 - Lifecycle (as ComfyUI's ControlNets with ``pre_run``/``cleanup``): the patch itself is immutable and shared
   by every clone of the MODEL. A ``WrappersMP.OUTER_SAMPLE`` wrapper checks the clip against the inputs
   before the first step and puts a :class:`PoseSampling` into that sampling's own ``transformer_options``;
-  it holds the timestep-independent work for the *whole clip* (pose features, blurred pose regions,
+  it holds the timestep-independent work for the *whole clip* (pose features, pose masks,
   resized region masks), computed at the first model call and dropped when sampling ends.
 - Context windows (ComfyUI's ``transformer_options["context_window"].index_list``, AnimateDiff-Evolved's
   ``transformer_options["ad_params"]["sub_idxs"]``): each call's rows are mapped to their frames of the
@@ -129,7 +129,7 @@ def call_frames(options: dict, rows: int, frames: int) -> torch.Tensor:
 
 
 class PoseSampling:
-    """One sampling's state for one patch: whole-clip pose features, pose regions and resized region masks,
+    """One sampling's state for one patch: whole-clip pose features, pose masks and resized region masks,
     computed at the first model call and indexed per call (window); :meth:`release` drops them."""
 
     def __init__(self, control: PoseControl, frames: int):
@@ -140,14 +140,14 @@ class PoseSampling:
         self._regions: dict[tuple, torch.Tensor] = {}
 
     def pose_inputs(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Pose features and blurred pose regions of every pose at this latent size (once per sampling)."""
+        """Pose features and pose masks of every pose at this latent size (once per sampling)."""
         adapter = self.control.adapter
         key = (x.shape[-2], x.shape[-1], x.device, adapter.dtype)
         if self._pose is None or self._pose[0] != key:
             height, width = x.shape[-2] * 8, x.shape[-1] * 8
             pose = self.control.pose_images.movedim(-1, 1).to(x.device, torch.float32)
             pose = comfy.utils.common_upscale(pose, width, height, UPSCALE_METHOD, "center") * 2.0 - 1.0
-            self._pose = (key, adapter.encode_pose(pose), self.control.settings.pose_regions(pose))
+            self._pose = (key, adapter.encode_pose(pose), self.control.settings.pose_masks(pose))
         return self._pose[1], self._pose[2]
 
     def region(self, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor | None:
@@ -214,27 +214,32 @@ class StablePosePatch:
         sampling = options.get(SAMPLING_KEY, {}).get(self)
         if sampling is None:  # called outside ComfyUI's sampler (no OUTER_SAMPLE): state for this call only
             sampling = PoseSampling(self.control, rows)
-        frames = call_frames(options, rows, sampling.frames).repeat(chunks)  # clip frame of every row
+        row_latents = call_frames(options, rows, sampling.frames).repeat(chunks)  # the clip frame of every row
         is_uncond = torch.tensor([c == 1 for c in cond_or_uncond]).repeat_interleave(rows)
-        features, regions = sampling.pose_inputs(x)
-        pose = frames if regions.shape[1] > 1 else torch.zeros_like(frames)
+        features, pose_masks = sampling.pose_inputs(x)
+        pose = row_latents if pose_masks.shape[1] > 1 else torch.zeros_like(row_latents)
         pose = pose.to(x.device)
-        masks = assemble_masks(regions[:, pose], is_uncond, self.control.settings)
+        masks = assemble_masks(pose_masks[:, pose], is_uncond, self.control.settings)
         outs = self.control.adapter(
-            x, timesteps, context, pose_terms=[f[pose] for f in features], masks=masks, row_latents=frames
+            x, timesteps, context, pose_terms=[f[pose] for f in features], masks=masks, row_latents=row_latents
         )
-        return control_dict([self._weigh(o.to(x.dtype), sampling, frames, is_uncond, options) for o in outs])
+        return control_dict([self._weigh(o.to(x.dtype), sampling, row_latents, is_uncond, options) for o in outs])
 
     def _weigh(
-        self, out: torch.Tensor, sampling: PoseSampling, frames: torch.Tensor, is_uncond: torch.Tensor, options: dict
+        self,
+        out: torch.Tensor,
+        sampling: PoseSampling,
+        row_latents: torch.Tensor,
+        is_uncond: torch.Tensor,
+        options: dict,
     ) -> torch.Tensor:
-        """out × strength × frame strength × timestep strength × (uncond_multiplier on uncond rows) × mask."""
+        """out × strength × frame strength × timestep strength × (uncond_multiplier on uncond rows) × region mask."""
         sigmas = options.get("sigmas")
         step = 1.0 if sigmas is None else self.control.step_scale(float(sigmas.max()))
-        scale = sampling.frame_scale[frames] * step
+        scale = sampling.frame_scale[row_latents] * step
         scale = torch.where(is_uncond, scale * self.control.uncond_multiplier, scale)
         out = out.mul_(scale.to(out.device, out.dtype)[:, None, None, None])  # in place: the adapter's fresh output
         region = sampling.region(tuple(out.shape[-2:]), out)
         if region is not None:
-            out = out.mul_(region[frames.to(region.device)] if region.shape[0] > 1 else region)
+            out = out.mul_(region[row_latents.to(region.device)] if region.shape[0] > 1 else region)
         return out

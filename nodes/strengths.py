@@ -1,4 +1,5 @@
-"""Keyframe nodes: Stable-Pose strength per frame and over the sampling schedule (math in ``keyframes``).
+"""Strength keyframe nodes: Stable-Pose strength per frame and over the sampling schedule (math in
+``stablepose_core.model.strengths``; pose keyframes are ``stablepose_core.poses.keyframes``).
 
 Advanced-ControlNet's ``LATENT_KEYFRAME`` / ``TIMESTEP_KEYFRAME`` are accepted by ``ApplyStablePose`` too, read
 through their documented fields (``keyframes``, ``batch_index``, ``strength``, ``start_percent``) without
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from ..stablepose_core.model.strengths import CURVES, FrameStrengths, TimestepSegment, TimestepStrengths
 
-CATEGORY = "Stable-Pose/keyframes"
+CATEGORY = "Stable-Pose/strength keyframes"
 FRAME_STRENGTHS = "STABLE_POSE_FRAME_STRENGTHS"
 TIMESTEP_STRENGTHS = "STABLE_POSE_TIMESTEP_STRENGTHS"
 ACN_NULL_STRENGTH = 0.0  # Advanced-ControlNet: frames without a latent keyframe get null_latent_kf_strength (0)
@@ -56,11 +57,11 @@ class StablePoseFrameStrengths:
                     {
                         "default": "0:1.0, 16:0.4, 31:1.0",
                         "multiline": True,
-                        "tooltip": "keyframes 'frame:strength, ...' (negative frames count from the end) or one "
-                        "strength per frame '1.0, 0.9, ...'",
+                        "tooltip": "strength keyframes 'frame:strength, ...' (negative frames count from the end) "
+                        "or one strength per frame '1.0, 0.9, ...'",
                     },
                 ),
-                "interpolation": (list(CURVES), {"tooltip": "curve between keyframes; ends hold their value"}),
+                "interpolation": (list(CURVES), {"tooltip": "curve between strength keyframes; ends hold their value"}),
             }
         }
 
@@ -68,7 +69,10 @@ class StablePoseFrameStrengths:
     RETURN_NAMES = ("frame_strength",)
     FUNCTION = "build"
     CATEGORY = CATEGORY
-    DESCRIPTION = "Per-frame Stable-Pose strength for Apply Stable-Pose's frame_strength input (multiplies strength)."
+    DESCRIPTION = (
+        "Strength keyframes per frame for the frame_strength input of Apply Adapter (Stable-Pose) (multiplies "
+        "strength)."
+    )
 
     def build(self, strengths: str, interpolation: str):
         return (FrameStrengths.parse(strengths, interpolation),)
@@ -99,8 +103,8 @@ class StablePoseTimestepStrengths:
     FUNCTION = "build"
     CATEGORY = CATEGORY
     DESCRIPTION = (
-        "Stable-Pose strength over the sampling schedule for Apply Stable-Pose's timestep_strength input; "
-        "outside every segment the multiplier is 1."
+        "Strength keyframes over the sampling schedule for the timestep_strength input of Apply Adapter "
+        "(Stable-Pose); outside every segment the multiplier is 1."
     )
 
     def build(self, start_percent, end_percent, strength_start, strength_end, interpolation, previous=None):
@@ -113,6 +117,6 @@ NODE_CLASS_MAPPINGS = {
     "StablePoseTimestepStrengths": StablePoseTimestepStrengths,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "StablePoseFrameStrengths": "Stable-Pose Strength per Frame",
-    "StablePoseTimestepStrengths": "Stable-Pose Strength over Steps",
+    "StablePoseFrameStrengths": "Strength per Frame (Stable-Pose)",
+    "StablePoseTimestepStrengths": "Strength over Steps (Stable-Pose)",
 }

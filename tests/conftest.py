@@ -1,6 +1,6 @@
 """Session fixtures: the random test weights and one real headless ComfyUI with this pack loaded.
 
-``comfy_host`` boots ComfyUI once per session (``tools/comfy_host.py``): CPU mode, folders under a temp
+``comfy_host`` boots ComfyUI once per session (``harness/comfy_host.py``): CPU mode, folders under a temp
 dir, models looked up first in ``models_dir`` (which links the test weights), the pack loaded through
 ComfyUI's own custom-node loader.
 """
@@ -14,20 +14,39 @@ from typing import Any
 
 import pytest
 
+from harness.browser import chromium
+from harness.comfy_host import REPO_ROOT, ComfyHost
+from harness.make_test_models import ModelFiles, ensure_test_models
 from stablepose_core.detect.onnx_torch import CACHE_ENV
-from tests.support.browser import chromium
-from tests.support.make_test_models import ModelFiles, ensure_test_models
-from tools.comfy_host import REPO_ROOT, ComfyHost
+
+# Anny's built model data (about 1-2 minutes to make, once per checkout), shared by the core tests and the nodes.
+ANNY_CACHE = REPO_ROOT / ".cache" / "anny"
+os.environ.setdefault("ANNY_CACHE_DIR", str(ANNY_CACHE))
+
+
+# Modules that load the SD1.5-size test models (sampling, training): under pytest-xdist they all run on one worker,
+# one after the other, as two SD1.5-size jobs at once can exhaust a 24 GB machine.
+SD15_MODULES = frozenset(
+    {
+        "test_host", "test_stable_pose_nodes", "test_training", "test_training_cli", "test_training_node",
+        "test_video", "test_video_packs", "test_workflows", "test_adapter_memory", "test_node_surfaces",
+        "test_rectify", "test_synthesize",
+    }
+)  # fmt: skip
 
 # ONNX networks converted to PyTorch are cached in the repo's test cache, not the user's (subprocesses inherit it)
 os.environ.setdefault(CACHE_ENV, str(REPO_ROOT / ".cache" / "onnx2torch"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that boots ComfyUI in this process (through ``comfy_host``) with ``host``."""
+    """Mark every test that boots ComfyUI in this process (through ``comfy_host``) with ``host``, and give each
+    test its module as xdist group (whole modules per worker: module fixtures are built once), the SD1.5-size
+    modules one shared group."""
     for item in items:
         if "comfy_host" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.host)
+        module = item.path.stem
+        item.add_marker(pytest.mark.xdist_group("sd15" if module in SD15_MODULES else str(item.path)))
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +75,18 @@ def comfy_host(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Co
     return ComfyHost.boot(tmp_path_factory.mktemp("comfyui"), packs=(REPO_ROOT, *extra), models_dir=models_dir)
 
 
+@pytest.fixture(scope="session")
+def body_model() -> Any:
+    """The real Anny body model on the CPU (its cache built once into ``.cache/anny``)."""
+    pytest.importorskip("anny", reason="the body model needs anny (requirements-optional.txt)")
+    from stablepose_core.body.model import load_body_model
+
+    return load_body_model("cpu", os.environ["ANNY_CACHE_DIR"])
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium through Selenium (``tests/support/browser.py``), one per test module."""
+    """Headless Chromium through Selenium (``harness/browser.py``), one per test module."""
     with chromium() as driver:
         yield driver
 

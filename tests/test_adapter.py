@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from harness.reference_weights import sample_pose_image, seeded_state_dict
 from stablepose_core.model import pmsa
 from stablepose_core.model.adapter import AdapterConfig, StablePoseAdapter, control_dict
 from stablepose_core.model.masks import MaskSettings, pmsa_masks
 from stablepose_core.model.row_groups import RowGroups
-from tests.support.reference_weights import sample_pose_image, seeded_state_dict
 
 SMALL = AdapterConfig(
     model_channels=32,
@@ -168,7 +168,7 @@ def test_row_groups_merge_only_equal_rows():
     assert RowGroups.of(torch.stack([a, a]), torch.tensor([0.0, 1.0])) is None  # unequal in the second tensor
 
 
-@pytest.mark.parametrize("schedule", ["released", "unmasked"])
+@pytest.mark.parametrize("schedule", ["evaluation", "unmasked"])
 def test_equal_cfg_rows_are_computed_once_with_the_same_result(adapter, monkeypatch, schedule):
     """[uncond; cond] rows of one latent share the inject block's conv and ViT work until their masks differ."""
     block = adapter.input_blocks[SMALL.inject_layers[0]][0]
@@ -193,7 +193,7 @@ def test_equal_cfg_rows_are_computed_once_with_the_same_result(adapter, monkeypa
         hook.remove()
     torch.testing.assert_close(grouped, row_by_row, rtol=1e-5, atol=1e-6)
     assert seen["conv"] == [2, 4]
-    assert seen["last mlp"] == ([4, 4] if schedule == "released" else [2, 4])  # masks differ from layer 0 on
+    assert seen["last mlp"] == ([4, 4] if schedule == "evaluation" else [2, 4])  # masks differ from layer 0 on
 
 
 def test_fill_per_latent_equals_the_dense_definition_per_latent():

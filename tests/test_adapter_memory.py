@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from harness.reference_weights import SMALL_CONFIG, sample_pose_image, seeded_state_dict
 from stablepose_core.model.adapter import StablePoseAdapter
 from stablepose_core.model.checkpoints import load_adapter, save_adapter
 from stablepose_core.model.masks import MaskSettings, pmsa_masks
-from tests.support.reference_weights import SMALL_CONFIG, sample_pose_image, seeded_state_dict
 
 ROWS = 3  # no parameter has 3 (or a multiple of 3) as leading size, so no activation takes a parameter's shape
 COPY_OPS = frozenset({"aten::copy_", "aten::clone", "aten::contiguous", "aten::_to_copy"})

@@ -1,7 +1,7 @@
 """The embedded BlazePose (PyTorch, weights in the pack) against MediaPipe 0.10.14, the backend it replaces.
 
-``tests/data/blazepose/mediapipe_0.10.14.json`` holds MediaPipe's own landmarks on the test photos
-(``tools/make_blazepose_references.py``), so these tests run on every Python, 3.13 included.
+``tests/data/blazepose/mediapipe_0.10.14.json`` holds MediaPipe's own landmarks and world landmarks on the test
+photos (``tools/make_blazepose_references.py``), so these tests run on every Python, 3.13 included.
 """
 
 import importlib.util
@@ -27,7 +27,8 @@ from stablepose_core.poses.formats import to_coco17
 from stablepose_core.poses.keypoints import VISIBILITY_THRESHOLD
 from tools.make_blazepose_references import REFERENCE_FILE, reference_photos
 
-REFERENCE = json.loads(REFERENCE_FILE.read_text())["landmarks"]
+REFERENCES = json.loads(REFERENCE_FILE.read_text())
+REFERENCE, WORLD_REFERENCE = REFERENCES["landmarks"], REFERENCES["world_landmarks"]
 REPOSITORY_FILE_LIMIT = 5_000_000
 
 
@@ -62,7 +63,8 @@ def test_same_keypoints_as_mediapipe(blazepose, name):
     image = reference_photos()[name]
     height, width = image.shape[:2]
     ours = blazepose(image)
-    assert ours is not None and ours.shape == (33, 3)
+    assert ours is not None and ours.shape == (33, 6)
+    ours = ours[:, :3]  # x, y, visibility
     at_5, at_2 = (pck_against_reference(ours, np.array(REFERENCE[name]), width, height, a) for a in (0.05, 0.02))
     print(f"{name}: PCK@0.05 = {at_5:.2f}, PCK@0.02 = {at_2:.2f} against mediapipe 0.10.14")
     assert at_5 >= EXPECTED_PCK[name][0] and at_2 >= EXPECTED_PCK[name][1]
@@ -70,8 +72,30 @@ def test_same_keypoints_as_mediapipe(blazepose, name):
     assert visibility_error < 0.15
 
 
+# name -> mean distance (m) of the 33 world landmarks to MediaPipe's, as measured (rounded up). The mean distance
+# follows the 2D landmarks' difference (the region of interest moved by a pixel or two, as above); the turned
+# astronaut checks that the world landmarks are rotated back from the region's axes (a quarter turn the wrong
+# way would put them ~0.5 m off).
+EXPECTED_WORLD_ERROR = {
+    "astronaut": 0.01,
+    "astronaut_turned": 0.02,
+    "astronaut_wide": 0.035,
+    "astronaut_tall": 0.04,
+    "camera": 0.04,
+    "camera_mirrored": 0.025,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_WORLD_ERROR))
+def test_same_world_landmarks_as_mediapipe(blazepose, name):
+    world = blazepose(reference_photos()[name])[:, 3:]
+    distances = np.linalg.norm(world - np.array(WORLD_REFERENCE[name]), axis=1)
+    print(f"{name}: world landmarks {distances.mean():.4f} m (mean), {distances.max():.4f} m (max) from mediapipe")
+    assert distances.mean() <= EXPECTED_WORLD_ERROR[name] and distances.max() < 0.1
+
+
 def test_nobody_in_the_coffee_photo(blazepose):
-    assert REFERENCE["coffee"] is None
+    assert REFERENCE["coffee"] is None and WORLD_REFERENCE["coffee"] is None
     assert blazepose(reference_photos()["coffee"]) is None
     assert blazepose(np.zeros((240, 320, 3), np.uint8)) is None
 
@@ -132,11 +156,12 @@ def test_projection_inverts_the_crop(rotation):
     ("stem", "source", "outputs"),
     [
         (DETECTOR_STEM, "modules/pose_detection/pose_detection.tflite", (0, 1)),
-        (LANDMARK_STEM, "modules/pose_landmark/pose_landmark_full.tflite", (0, 1, 3)),
+        (LANDMARK_STEM, "modules/pose_landmark/pose_landmark_full.tflite", (0, 1, 3, 4)),  # 4: world landmarks
     ],
 )
 def test_pytorch_graph_reproduces_tflite(stem, source, outputs):
-    """The converted graph computes what TensorFlow Lite computes from the original file, on a real crop."""
+    """The converted graph computes what TensorFlow Lite computes from the original file, on a real crop: every
+    kept output, the landmark network's world-landmark head included."""
     from ai_edge_litert.interpreter import Interpreter
 
     from tools.convert_blazepose import mediapipe_dir

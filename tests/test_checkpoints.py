@@ -8,6 +8,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from harness.reference_weights import SMALL_CONFIG, seeded_state_dict
 from stablepose_core.model import convert
 from stablepose_core.model.adapter import AdapterConfig, StablePoseAdapter
 from stablepose_core.model.checkpoints import (
@@ -22,7 +23,6 @@ from stablepose_core.model.checkpoints import (
     save_adapter,
 )
 from stablepose_core.model.unet_blocks import ResBlock
-from tests.support.reference_weights import SMALL_CONFIG, seeded_state_dict
 
 
 class Exploit:

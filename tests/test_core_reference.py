@@ -1,31 +1,24 @@
 """Our adapter, PMSA block and masks against tensors recorded from the official code.
 
 The references were made by ``tools/make_core_references.py`` (it runs the official repository; see its
-docstring). Weights and inputs are regenerated here from names and seeds by ``tests.support.reference_weights``.
+docstring). Weights and inputs are regenerated here from names and seeds by ``harness.reference_weights``.
 """
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from harness.reference_weights import SMALL_CONFIG, sample_pose_image, seeded_inputs, seeded_state_dict
 from stablepose_core.model.adapter import AdapterConfig, AttnResBlock, StablePoseAdapter
-from stablepose_core.model.masks import MaskSettings, pmsa_masks, pose_region_masks
+from stablepose_core.model.masks import MaskSettings, pmsa_masks, pose_masks
 from stablepose_core.model.pmsa import to_token_masks
-from tests.support.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 
 DATA = Path(__file__).parent / "data" / "core"
 SUBSAMPLE = 8
-SMALL = AdapterConfig(
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_levels=(0, 1),
-    num_heads=8,
-    context_dim=64,
-    inject_channels=(32,),
-)
+SMALL = dataclasses.replace(SMALL_CONFIG, num_res_blocks=1, num_heads=8)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +46,8 @@ def test_eval_masks_equal_the_official_layer_assignment(refs, eval_masks):
 
 
 def test_training_masks_reproduce_the_roundoff(refs, pose):
-    settings = MaskSettings.for_schedule("released_train")
-    ours = pose_region_masks(pose, settings.kernels, settings.sigma, settings.threshold, exact_roundoff=True)
+    settings = MaskSettings.for_schedule("training")
+    ours = pose_masks(pose, settings.kernels, settings.sigma, settings.threshold, exact_roundoff=True)
     official = refs["masks"]["train_pose_mask"].bool()
     assert bool(official[0].all()), "official k=23 training mask covers the whole frame"
     assert torch.equal(ours[:, 0], official)

@@ -1,5 +1,5 @@
 """DWPose on random weights of the true networks: YOLOX-L and RTMPose-L exported to ONNX by
-``tests/support/dwpose_models.py`` into ``.cache/test-models/ckpts/yzd-v/DWPose/`` (comfyui_controlnet_aux's
+``harness/dwpose_models.py`` into ``.cache/test-models/ckpts/yzd-v/DWPose/`` (comfyui_controlnet_aux's
 layout), run by the pack's real loading code. The numbers are meaningless; the files, the loading and the
 plumbing are the real ones."""
 
@@ -19,23 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from skimage import data
 from torch.utils.flop_counter import FlopCounterMode
 
-from stablepose_core.detect.backends import DWPOSE, DWPOSE_ONNXRUNTIME, backend_statuses, create_detector
-from stablepose_core.detect.dwpose import (
-    CROP_BATCH,
-    DETECTOR_FILES,
-    FRAME_BATCH,
-    JOINT_SCORE,
-    POSE_FILES,
-    box_to_crop,
-    crop,
-    crop_grid,
-    dwpose_detector,
-    letterbox,
-    person_boxes,
-)
-from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.poses.skeleton import render_pose
-from tests.support.dwpose_models import (
+from harness.dwpose_models import (
     CKPTS_DIR,
     REPO_ROOT,
     RTMPOSE_L_BODY_GMACS,
@@ -52,6 +36,22 @@ from tests.support.dwpose_models import (
     export_dwpose_models,
     parameter_count,
 )
+from stablepose_core.detect.backends import DWPOSE, DWPOSE_ONNXRUNTIME, backend_statuses, create_detector
+from stablepose_core.detect.dwpose import (
+    CROP_BATCH,
+    DETECTOR_FILES,
+    FRAME_BATCH,
+    JOINT_SCORE,
+    POSE_FILES,
+    box_to_crop,
+    crop,
+    crop_grid,
+    dwpose_detector,
+    letterbox,
+    person_boxes,
+)
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.skeleton import render_pose
 
 ort = pytest.importorskip("onnxruntime")
 

@@ -22,10 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stablepose_core.poses.keyframes import clip_from_keyframes
-from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
-from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
-from tests.support.browser import (
+from harness.browser import (
+    PACK_NAME,
     ComfyServer,
     assert_no_extension_errors,
     load_page,
@@ -33,12 +31,16 @@ from tests.support.browser import (
     run_js,
     wait_for,
 )
-from tools.comfy_host import REPO_ROOT
+from harness.comfy_host import REPO_ROOT
+from stablepose_core.poses.keyframes import clip_from_keyframes
+from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
 
 pytestmark = pytest.mark.browser
 
 WORKFLOW = REPO_ROOT / "workflows" / "pose_editor.json"
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
+WEB = REPO_ROOT / "web"
 RIGHT_WRIST = COCO17_NAMES.index("right_wrist")
 RIGHT_FOREARM = 9  # limb (right elbow, right wrist)
 DRAG = (-60, -90)  # screen pixels the right wrist is dragged by
@@ -54,6 +56,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(browser: Any) -> Any:
+    """The module's Chromium, keeping every resource timing entry: the page's default buffer of 250 fills before
+    the extensions load, and the tests read the entries to see what the page fetched."""
+    browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": "performance.setResourceTimingBufferSize(1000000);"}
+    )
+    return browser
 
 
 def pointer_drag(driver: Any, start: tuple[float, float], delta: tuple[float, float], steps: int = 8) -> None:
@@ -109,6 +121,23 @@ def pose_widget_value(driver: Any, node_id: int) -> str:
     return run_js(
         driver, "return app.graph.getNodeById(args[0]).widgets.find((w) => w.name === 'pose_json').value;", node_id
     )
+
+
+def test_every_web_module_is_served_and_loaded(server: ComfyServer, browser: Any) -> None:
+    """ComfyUI lists every .js file of the pack's web/ folder as an extension, serves it unchanged, and the page
+    loads each one without an error."""
+    names = sorted(path.relative_to(WEB).as_posix() for path in WEB.rglob("*.js"))
+    urls = {name: f"/extensions/{PACK_NAME}/{name}" for name in names}
+    listed = set(server.get_json("/extensions"))
+    assert not set(urls.values()) - listed, f"not listed by /extensions: {sorted(set(urls.values()) - listed)}"
+    for name, url in urls.items():
+        assert server.get(url) == (WEB / name).read_bytes(), f"{url} is not web/{name}"
+    load_page(browser, server)
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map((entry) => new URL(entry.name).pathname)"
+    )
+    assert not set(urls.values()) - set(loaded), f"not loaded by the page: {sorted(set(urls.values()) - set(loaded))}"
+    assert_no_extension_errors(browser)
 
 
 def test_edit_in_browser_and_render_on_server(server: ComfyServer, browser: Any) -> None:
@@ -324,12 +353,10 @@ def editor_state(driver: Any) -> dict[str, Any]:
     )
 
 
-def test_timeline_keyframes_play_and_queue(server: ComfyServer, browser: Any) -> None:
-    """Nine frames, a key at 0 (a new person) and at 8 (right wrist dragged), scrub, play, apply, queue: every
-    frame the server draws is the core's interpolation of the stored keys, and the editor showed the same."""
-    driver = browser
+def load_editor_workflow(driver: Any, server: ComfyServer) -> int:
+    """Load workflows/pose_editor.json at scale 1; returns the editor node's id."""
     load_page(driver, server)
-    node_id = run_js(
+    return run_js(
         driver,
         """
         await app.loadGraphData(args[0]);
@@ -339,6 +366,88 @@ def test_timeline_keyframes_play_and_queue(server: ComfyServer, browser: Any) ->
         """,
         json.loads(WORKFLOW.read_text()),
     )
+
+
+def joint_on_screen(driver: Any, person: int, joint: int) -> tuple[float, float]:
+    """Where a joint of the pose the open editor shows is, in viewport pixels."""
+    return tuple(
+        run_js(
+            driver,
+            """
+            const overlay = document.querySelector("[data-stable-pose-editor=open]");
+            const [x, y] = overlay.stablePoseEditor.model.pose.people[args[0]][args[1]];
+            const canvas = overlay.querySelector("canvas");
+            const rect = canvas.getBoundingClientRect();
+            const scale = rect.width / canvas.width;
+            return [rect.left + x * scale, rect.top + y * scale];
+            """,
+            person,
+            joint,
+        )
+    )
+
+
+def press(driver: Any, key: str, modifier: str | None = None) -> None:
+    """Press a key (with a modifier held) as the user does: real key events from the browser."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    actions = ActionChains(driver)
+    if modifier:
+        actions.key_down(modifier)
+    actions.send_keys(key)
+    if modifier:
+        actions.key_up(modifier)
+    actions.perform()
+
+
+def test_keyboard_joint_list_and_double_click(server: ComfyServer, browser: Any) -> None:
+    """The editor's shortcuts (M, Ctrl+Z, Ctrl+Y, H, K, Esc), the joint list's checkbox and a double-click on a
+    joint act as docs/editor.md says; Esc closes without storing."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.keys import Keys
+
+    driver = browser
+    node_id = load_editor_workflow(driver, server)
+    editor = open_editor(driver, node_id)
+    editor.find_element("css selector", "button[data-action=add-person]").click()
+    added = editor_state(driver)["pose"]["people"][0]
+    left_wrist = COCO17_NAMES.index("left_wrist")
+    press(driver, "m")
+    mirrored = editor_state(driver)["pose"]["people"][0]
+    assert mirrored[left_wrist] == [511 - added[RIGHT_WRIST][0], added[RIGHT_WRIST][1], 1], "M mirrors"
+    press(driver, "z", Keys.CONTROL)
+    assert editor_state(driver)["pose"]["people"][0] == added, "Ctrl+Z undoes"
+    press(driver, "y", Keys.CONTROL)
+    assert editor_state(driver)["pose"]["people"][0] == mirrored, "Ctrl+Y redoes"
+
+    press(driver, "h")  # Add person selected the nose
+    nose_box = editor.find_element("css selector", ".sp-editor-joints label input[type=checkbox]")
+    assert editor_state(driver)["pose"]["people"][0][0][2] == 0 and not nose_box.is_selected(), "H hides"
+    nose_box.click()
+    assert editor_state(driver)["pose"]["people"][0][0][2] == 1, "the joint list's checkbox shows it again"
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(*(round(v) for v in joint_on_screen(driver, 0, RIGHT_WRIST)))
+    actions.pointer_action.double_click()
+    actions.perform()
+    assert editor_state(driver)["pose"]["people"][0][RIGHT_WRIST][2] == 0, "a double-click hides the joint"
+    assert "right_wrist at (" in editor.find_element("css selector", ".sp-editor-status").text
+
+    assert editor_state(driver)["keys"] == [0], "an edited frame is a key"
+    press(driver, "k")
+    state = editor_state(driver)
+    assert state["keys"] == [] and state["pose"]["people"] == [], "K removes the key: no keys, no input, no pose"
+    assert "Set key" in editor.find_element("css selector", "button[data-action=toggle-key]").text
+    press(driver, Keys.ESCAPE)
+    wait_for(driver, "!document.querySelector('[data-stable-pose-editor=open]')", "the editor to close", 10)
+    assert pose_widget_value(driver, node_id) == "", "Esc stores nothing"
+    assert_no_extension_errors(driver)
+
+
+def test_timeline_keyframes_play_and_queue(server: ComfyServer, browser: Any) -> None:
+    """Nine frames, a key at 0 (a new person) and at 8 (right wrist dragged), scrub, play, apply, queue: every
+    frame the server draws is the core's interpolation of the stored keys, and the editor showed the same."""
+    driver = browser
+    node_id = load_editor_workflow(driver, server)
     resources_before = driver.execute_script("return performance.getEntriesByType('resource').length")
     editor = open_editor(driver, node_id)
     click = lambda action: editor.find_element("css selector", f"button[data-action={action}]").click()  # noqa: E731
@@ -351,19 +460,7 @@ def test_timeline_keyframes_play_and_queue(server: ComfyServer, browser: Any) ->
         click("next-frame")
     state = editor_state(driver)
     assert state["frame"] == 8 and state["keys"] == [0]
-    wrist = run_js(
-        driver,
-        """
-        const overlay = document.querySelector("[data-stable-pose-editor=open]");
-        const [x, y] = overlay.stablePoseEditor.model.pose.people[0][args[0]];
-        const canvas = overlay.querySelector("canvas");
-        const rect = canvas.getBoundingClientRect();
-        const scale = rect.width / canvas.width;
-        return { screen: [rect.left + x * scale, rect.top + y * scale] };
-        """,
-        RIGHT_WRIST,
-    )
-    pointer_drag(driver, tuple(wrist["screen"]), DRAG)
+    pointer_drag(driver, joint_on_screen(driver, 0, RIGHT_WRIST), DRAG)
     wait_for(driver, "document.querySelector('[data-stable-pose-editor=open]').dataset.interpolation === 'ready'",
              "the server's in-betweens")  # fmt: skip
     assert editor_state(driver)["keys"] == [0, 8]

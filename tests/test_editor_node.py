@@ -64,7 +64,7 @@ def editor_module(comfy_host):
 
 def test_registered_with_display_name_and_inputs(comfy_host):
     pack = next(iter(comfy_host.pack_modules.values()))
-    assert pack.NODE_DISPLAY_NAME_MAPPINGS[NODE] == "Edit Pose (Stable-Pose Editor)"
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS[NODE] == "Edit Poses (Stable-Pose)"
     node_class = comfy_host.node_class(NODE)
     assert node_class.RETURN_TYPES == ("IMAGE", "POSE_KEYPOINT") and node_class.OUTPUT_NODE
     specs = comfy_host.input_specs(NODE)

@@ -14,9 +14,9 @@ from PIL import Image
 from skimage import data
 from test_pose_detection import ASTRONAUT_LABELS  # hand-labelled joints of skimage.data.astronaut()
 
+from harness.comfy_host import REPO_ROOT
 from stablepose_core.evaluate.cli import main
 from stablepose_core.poses.keypoints import COCO17_NAMES
-from tools.comfy_host import REPO_ROOT
 
 pytest.importorskip("pycocotools")
 

@@ -14,7 +14,7 @@ from skimage import data
 
 from stablepose_core.detect.backends import OPENPOSE_FILE
 from stablepose_core.detect.dwpose import FRAME_BATCH
-from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.keypoints import COCO17_NAMES, WORLD_KEY, PoseKeypoints
 from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
 
 NODE = "OpenPoseExtract"
@@ -47,7 +47,7 @@ def backend_options(comfy_host) -> list[str]:
 
 def test_registered_with_display_name(comfy_host):
     pack = next(iter(comfy_host.pack_modules.values()))
-    assert pack.NODE_DISPLAY_NAME_MAPPINGS[NODE] == "Extract Pose → Stable-Pose Skeleton (COCO-17)"
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS[NODE] == "Extract Poses (Stable-Pose)"
     node_class = comfy_host.node_class(NODE)
     assert node_class.RETURN_TYPES == ("IMAGE", "POSE_KEYPOINT")
     optional = comfy_host.input_specs(NODE)["optional"]
@@ -75,6 +75,8 @@ def test_detects_through_comfyui_executor(comfy_host):
     assert pose_image.min() >= 0 and pose_image.max() <= 1
     pose = PoseKeypoints.from_pose_keypoint(frames[0])
     assert pose.num_people == 1 and pose.visible[0, COCO17_NAMES.index("nose")]
+    assert len(frames[0]["people"][0][WORLD_KEY]) == 18 * 4  # BlazePose's 3D points travel along
+    assert pose.world is not None and pose.world[0, COCO17_NAMES.index("nose"), 3] == 1
     expected = render_pose(pose)  # POSE_KEYPOINT keeps everything the drawing needs
     np.testing.assert_array_equal((pose_image[0].numpy() * 255).round().astype(np.uint8), expected)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from tools.comfy_host import REPO_ROOT, ComfyHost, RunResult
+from harness.comfy_host import REPO_ROOT, ComfyHost, RunResult
 
 STABLE_POSE_EXTENSIONS = {".safetensors", ".pth", ".ckpt"}
 

@@ -16,6 +16,8 @@ from stablepose_core.poses.keypoints import (
     COCO17_FLIP_PAIRS,
     COCO17_LIMBS,
     COCO17_NAMES,
+    WORLD_KEY,
+    PoseDataError,
     PoseKeypoints,
 )
 
@@ -184,6 +186,59 @@ def test_pose_keypoint_round_trip():
     assert set(back.keypoints[..., 2].ravel().tolist()) == {0.0, 1.0}
     neck = np.asarray(frame["people"][1]["pose_keypoints_2d"]).reshape(18, 3)[1]
     np.testing.assert_allclose(neck[:2], (points[1, 5, :2] + points[1, 6, :2]) / 2, atol=1e-4)
+
+
+def random_world(count: int, seed: int = 1) -> np.ndarray:
+    """3D points as BlazePose gives them: x, y, z in metres around the hips, a confidence."""
+    rng = np.random.default_rng(seed)
+    world = np.concatenate([rng.uniform(-0.8, 0.8, (count, 17, 3)), rng.uniform(0.05, 1, (count, 17, 1))], -1)
+    return world.astype(np.float32)
+
+
+def test_pose_keypoint_carries_3d_points():
+    points, world = random_people(2, 640, 360), random_world(2)
+    points[0, 3, 2] = 0.01  # absent in 2D: its 3D point is written as absent too
+    world[1, 4, 3] = 0.0  # no 3D point for this joint
+    pose = PoseKeypoints(points, 640, 360, world)
+    frame = json.loads(json.dumps(pose.to_pose_keypoint()))
+    people = [(np.reshape(p["pose_keypoints_2d"], (18, 3)), np.reshape(p[WORLD_KEY], (18, 4))) for p in frame["people"]]
+    for flat, deep in people:  # one [x, y, z, c] per 2D joint, c the 2D joint's confidence or 0
+        np.testing.assert_array_equal(deep[:, 3], np.where(deep[:, 3] > 0, flat[:, 2], 0))
+    assert people[0][1][OPENPOSE18_OF_COCO17[3], 3] == 0 and people[1][1][OPENPOSE18_OF_COCO17[4], 3] == 0
+    neck = (world[0, 5, :3] + world[0, 6, :3]) / 2
+    np.testing.assert_allclose(people[0][1][1], [*neck, 1.0], atol=1e-6)
+    back = PoseKeypoints.from_pose_keypoint(frame)
+    known = back.world[..., 3] > 0
+    assert known.sum() == 2 * 17 - 2
+    np.testing.assert_allclose(back.world[..., :3][known], world[..., :3][known], atol=1e-6)
+    assert back.to_pose_keypoint() == frame  # a second round trip changes nothing
+
+
+def test_3d_points_only_where_given():
+    two_d = PoseKeypoints(random_people(2), 512, 512)
+    assert all(WORLD_KEY not in person for person in two_d.to_pose_keypoint()["people"])
+    frame = two_d.to_pose_keypoint()
+    assert PoseKeypoints.from_pose_keypoint(frame).world is None
+    frame["people"][1][WORLD_KEY] = [0.1, 0.2, 0.3, 1.0] * 18
+    mixed = PoseKeypoints.from_pose_keypoint(frame)  # person 0 has none: confidence 0 there
+    assert mixed.world[0, :, 3].max() == 0 and mixed.world[1, :, 3].min() == 1
+    assert WORLD_KEY not in mixed.to_pose_keypoint()["people"][0]
+    with pytest.raises(PoseDataError, match=r"world points must be shaped \(2, 17, 4\)"):
+        PoseKeypoints(random_people(2), 512, 512, random_world(1))
+    with pytest.raises(PoseDataError, match="world points contain NaN"):
+        PoseKeypoints(random_people(1), 512, 512, np.full((1, 17, 4), np.nan))
+
+
+def test_transforms_keep_3d_points_only_where_they_stay_true():
+    world = random_world(1)
+    pose = PoseKeypoints(random_people(1, 300, 200), 300, 200, world)
+    flipped = pose.flip_horizontal().world  # the mirror image: x negated, sides swapped
+    left, right = COCO17_NAMES.index("left_wrist"), COCO17_NAMES.index("right_wrist")
+    np.testing.assert_array_equal(flipped[0, right], world[0, left] * [-1, 1, 1, 1])
+    np.testing.assert_array_equal(pose.fit_to_canvas(512, 512).world, pose.world)  # uniform scale
+    np.testing.assert_array_equal(pose.scale_to(600, 400).world, pose.world)
+    np.testing.assert_array_equal(pose.crop_to_canvas(512, 512).world, pose.world)
+    assert pose.scale_to(600, 200).world is None  # a stretch would contradict the 3D points
 
 
 def test_flip_swaps_sides_and_mirrors():

@@ -1,8 +1,11 @@
 """The layers of the pack, checked on the source: ``stablepose_core`` is plain PyTorch/numpy (no ComfyUI, no other
-layer of the pack) and production code (core, host discovery, nodes, training) never imports ``tools/`` or
-``tests/``, so an installed pack needs neither. Inside the core, the subsystem packages import only downwards
-(:data:`CORE_LAYERS`): poses at the bottom, the model and the detectors on poses, evaluation and the body model above.
-Imports are read from the syntax tree, so a function-local or ``importlib`` import counts as well as a top-level one."""
+layer of the pack) and production code (core, host discovery, nodes, training) never imports ``tools/``, ``tests/``,
+``harness/`` or ``benchmarks/``, so an installed pack needs none of them. The development folders depend one way
+(:data:`DEVELOPMENT_LAYERS`): ``harness`` (the shared host and test models) under ``tools``, ``tools`` under
+``benchmarks``, the tests above all, so no import runs both ways. Inside the core, the subsystem packages import only
+downwards (:data:`CORE_LAYERS`): poses at the bottom, the model and the detectors on poses, evaluation and the body
+model above. Imports are read from the syntax tree, so a function-local or ``importlib`` import counts as well as a
+top-level one."""
 
 from __future__ import annotations
 
@@ -16,7 +19,13 @@ from stablepose_host import find_comfyui
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION = ("stablepose_core", "stablepose_host", "nodes", "training")
-DEVELOPMENT = frozenset({"tools", "tests", "benchmarks"})
+DEVELOPMENT = frozenset({"harness", "tools", "tests", "benchmarks"})
+# what each development folder must not import: imports run harness <- tools <- benchmarks <- tests only
+DEVELOPMENT_LAYERS = {
+    "harness": frozenset({"tools", "benchmarks", "tests"}),
+    "tools": frozenset({"benchmarks", "tests"}),
+    "benchmarks": frozenset({"tests"}),
+}
 PACK_LAYERS = frozenset({"stablepose_host", "nodes", "training"}) | DEVELOPMENT
 # rank of each part of stablepose_core: a module may import its own part and parts of a lower rank only
 CORE_LAYERS = {"atomic": 0, "poses": 1, "model": 2, "detect": 2, "evaluate": 3, "body": 3, "convert": 4}
@@ -63,17 +72,31 @@ def comfyui_modules() -> frozenset[str]:
     return frozenset(names) | COMFY_ALWAYS
 
 
-def violations(files: list[Path], forbidden: frozenset[str]) -> list[str]:
+def violations(files: list[Path], forbidden: frozenset[str], root: Path = ROOT) -> list[str]:
     return [
-        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        f"{path.relative_to(root)}:{line} imports {name}"
         for path in files
-        for line, name in imported_modules(path)
+        for line, name in imported_modules(path, root)
         if name.split(".")[0] in forbidden
     ]
 
 
 def test_production_code_never_imports_tools_or_tests() -> None:
     assert violations(production_files(), DEVELOPMENT) == []
+
+
+def development_violations(root: Path = ROOT) -> list[str]:
+    """Imports of a development folder from a folder above it in :data:`DEVELOPMENT_LAYERS` (``tools`` ->
+    ``tests``, ``harness`` -> ``tools``...)."""
+    return [
+        found
+        for folder, forbidden in DEVELOPMENT_LAYERS.items()
+        for found in violations(sorted((root / folder).rglob("*.py")), forbidden, root)
+    ]
+
+
+def test_development_folders_import_one_way() -> None:
+    assert development_violations() == []
 
 
 def test_core_imports_no_comfyui_and_no_other_layer_of_the_pack() -> None:
@@ -122,20 +145,25 @@ def test_core_subsystems_import_only_downwards() -> None:
         ("stablepose_core/evaluate/x.py", "from ..body import fit\n", True),
         ("stablepose_core/body/x.py", "from ..poses.keypoints import PoseKeypoints\n", False),
         ("stablepose_core/evaluate/x.py", "from .oks import oks_matrix\n", False),
+        ("tools/x.py", "from tests.conftest import models_dir\n", True),
+        ("harness/x.py", "def f():\n    from tools.run_workflow import apply_override\n", True),
+        ("benchmarks/x.py", "import tests.test_video\n", True),
+        ("tools/x.py", "from harness.comfy_host import ComfyHost\n", False),
+        ("tests/x.py", "from tools.make_workflows import build_workflows\n", False),
     ],
 )
-def test_the_direction_check_fails_on_a_wrong_way_import(tmp_path: Path, where: str, source: str, wrong: bool) -> None:
+def test_the_direction_checks_fail_on_a_wrong_way_import(tmp_path: Path, where: str, source: str, wrong: bool) -> None:
     path = tmp_path / where
     path.parent.mkdir(parents=True)
     path.write_text(source)
-    assert bool(wrong_way_imports(tmp_path)) == wrong
+    assert bool(wrong_way_imports(tmp_path) + development_violations(tmp_path)) == wrong
 
 
 @pytest.mark.parametrize(
     ("source", "where", "found"),
     [
-        ("from tools.comfy_host import ComfyHost\n", "training/x.py", "tools.comfy_host"),
-        ("def f():\n    from ..tests.support import browser\n", "nodes/x.py", "tests.support"),
+        ("from harness.comfy_host import ComfyHost\n", "training/x.py", "harness.comfy_host"),
+        ("def f():\n    from ..harness import browser\n", "nodes/x.py", "harness"),
         ("import importlib\nimportlib.import_module('comfy.sd')\n", "stablepose_core/x.py", "comfy.sd"),
         ("from . import nodes\n", "stablepose_core/x.py", "stablepose_core.nodes"),
     ],

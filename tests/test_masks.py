@@ -3,14 +3,14 @@
 import pytest
 import torch
 
+from harness.reference_weights import sample_pose_image
 from stablepose_core.model.masks import (
     SCHEDULES,
     MaskSettings,
     pmsa_masks,
-    pose_region_masks,
+    pose_masks,
     training_loss_mask,
 )
-from tests.support.reference_weights import sample_pose_image
 
 
 @pytest.fixture(scope="module")
@@ -18,43 +18,44 @@ def pose():
     return sample_pose_image(384, 640)  # non-square: latent 48×80
 
 
-def test_released_schedule_masks_cond_rows_coarse_to_fine_and_leaves_uncond_unmasked(pose):
+def test_evaluation_schedule_masks_cond_rows_coarse_to_fine_and_leaves_uncond_unmasked(pose):
     batch = pose.repeat(3, 1, 1, 1)
     masks = pmsa_masks(batch, torch.tensor([True, False, False]), MaskSettings())
-    coarse, fine = pose_region_masks(pose, (23, 13), 3.0, -0.99)[:, 0]
+    coarse, fine = pose_masks(pose, (23, 13), 3.0, -0.99)[:, 0]
     assert masks.shape == (2, 3, 48, 80)
     assert bool(masks[:, 0].all())
     assert torch.equal(masks[0, 1], coarse) and torch.equal(masks[1, 2], fine)
     assert coarse.sum() >= fine.sum() > 0 and bool((fine <= coarse).all())
 
 
-def test_paper_schedule_is_the_released_evaluation(pose):
-    is_uncond = torch.tensor([True, False])
-    batch = pose.repeat(2, 1, 1, 1)
-    assert torch.equal(
-        pmsa_masks(batch, is_uncond, MaskSettings()), pmsa_masks(batch, is_uncond, MaskSettings("paper"))
-    )
+def test_earlier_schedule_names_are_todays_schedules(pose):
+    assert [MaskSettings(name).schedule for name in ("released", "paper", "released_train")] == [
+        "evaluation",
+        "evaluation",
+        "training",
+    ]
+    assert MaskSettings.for_schedule("training") == MaskSettings.for_schedule("training")
+    with pytest.raises(ValueError, match="choose one of evaluation, training, unmasked"):
+        MaskSettings("relased")
 
 
-def test_released_train_schedule_masks_every_row_and_its_coarse_layer_covers_the_frame(pose):
-    masks = pmsa_masks(
-        pose.repeat(2, 1, 1, 1), torch.tensor([True, False]), MaskSettings.for_schedule("released_train")
-    )
+def test_training_schedule_masks_every_row_and_its_coarse_layer_covers_the_frame(pose):
+    masks = pmsa_masks(pose.repeat(2, 1, 1, 1), torch.tensor([True, False]), MaskSettings.for_schedule("training"))
     assert bool(masks[0].all()), "k=23 blur of the -1 background is > -1 after roundoff"
     assert not bool(masks[1].all()) and torch.equal(masks[1, 0], masks[1, 1])
 
 
 def test_robust_threshold_ignores_roundoff(pose):
-    robust = pose_region_masks(pose, (23,), 3.0, -1.0, exact_roundoff=False)[0, 0]
+    robust = pose_masks(pose, (23,), 3.0, -1.0, exact_roundoff=False)[0, 0]
     assert not bool(robust.all()), "the shifted comparison sees an exactly-zero background"
-    exact = pose_region_masks(pose, (23,), 3.0, -1.0, exact_roundoff=True)[0, 0]
+    exact = pose_masks(pose, (23,), 3.0, -1.0, exact_roundoff=True)[0, 0]
     assert bool(exact.all())
 
 
 def test_threshold_and_kernel_widen_or_narrow_the_mask(pose):
-    tight = pose_region_masks(pose, (13,), 3.0, 0.5)[0, 0].sum()
-    default = pose_region_masks(pose, (13,), 3.0, -0.99)[0, 0].sum()
-    wide = pose_region_masks(pose, (41,), 9.0, -0.99)[0, 0].sum()
+    tight = pose_masks(pose, (13,), 3.0, 0.5)[0, 0].sum()
+    default = pose_masks(pose, (13,), 3.0, -0.99)[0, 0].sum()
+    wide = pose_masks(pose, (41,), 9.0, -0.99)[0, 0].sum()
     assert tight < default < wide
 
 
@@ -73,7 +74,7 @@ def test_empty_pose_row_is_unmasked_and_others_unaffected(pose):
 def test_training_loss_mask_is_the_fine_support(pose):
     loss_mask = training_loss_mask(pose)
     assert loss_mask.shape == (1, 1, 48, 80) and loss_mask.dtype == torch.float32
-    fine = pose_region_masks(pose, (13,), 3.0, -1.0, exact_roundoff=True)[0]
+    fine = pose_masks(pose, (13,), 3.0, -1.0, exact_roundoff=True)[0]
     assert torch.equal(loss_mask[:, 0].bool(), fine)
 
 
@@ -99,4 +100,4 @@ def test_bad_pose_image_shapes_are_explained():
 
 
 def test_schedules_listed():
-    assert set(SCHEDULES) == {"released", "paper", "released_train", "unmasked"}
+    assert SCHEDULES == ("evaluation", "training", "unmasked")

@@ -21,7 +21,7 @@ from stablepose_core.detect.backends import (
     find_weights,
 )
 from stablepose_core.detect.dwpose import PIXEL_MEAN, PIXEL_STD, box_to_crop, crop, crop_grid, letterbox
-from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
+from stablepose_core.poses.keypoints import COCO17_NAMES, VISIBILITY_THRESHOLD, PoseKeypoints
 
 needs_onnxruntime = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime")
 
@@ -74,6 +74,27 @@ def test_blazepose_finds_the_astronaut(blazepose_detector):
     print(f"astronaut PCK@0.1 = {score:.2f}, PCK@0.05 = {tight:.2f}")
     assert score >= 0.8
     assert pose.keypoints[0, :, 2].min() > 0 and pose.keypoints[0, :, 2].max() <= 1  # visibility as confidence
+
+
+def test_blazepose_gives_the_astronauts_3d_points(blazepose_detector):
+    """BlazePose's world landmarks: metres, hips' centre at the origin, MediaPipe's camera axes (x to the image
+    right, y down, z away from the camera). The astronaut faces the camera, so her left side is on the image's
+    right in 2D and in 3D, and her face is nearer the camera than her hips."""
+    pose = blazepose_detector(data.astronaut())
+    world = pose.world[0]
+    assert world.shape == (17, 4) and np.isfinite(world).all()
+    np.testing.assert_array_equal(world[:, 3], pose.keypoints[0, :, 2])  # the 2D joint's confidence
+    joint = {name: index for index, name in enumerate(COCO17_NAMES)}
+    left, right = world[joint["left_shoulder"], :3], world[joint["right_shoulder"], :3]
+    assert 0.25 <= np.linalg.norm(left - right) <= 0.55
+    image_x = pose.keypoints[0, :, 0]
+    assert left[0] > right[0] and image_x[joint["left_shoulder"]] > image_x[joint["right_shoulder"]]
+    hips = (world[joint["left_hip"], :3] + world[joint["right_hip"], :3]) / 2
+    assert np.linalg.norm(hips) < 0.05  # the origin
+    assert world[joint["nose"], 1] < -0.3 and world[joint["nose"], 2] < 0  # above the hips, nearer the camera
+    back = PoseKeypoints.from_pose_keypoint(pose.to_pose_keypoint())  # POSE_KEYPOINT keeps them
+    drawn = pose.keypoints[0, :, 2] > VISIBILITY_THRESHOLD
+    np.testing.assert_allclose(back.world[0, drawn, :3], world[drawn, :3], atol=1e-6)
 
 
 def test_legacy_name_mediapipe_gives_the_embedded_blazepose(blazepose_detector):
@@ -155,7 +176,7 @@ def test_unavailable_backend_says_how_to_enable():
 # These stand-ins have the real files' input and output signatures and emit fixed, hand-designed raw outputs, so
 # the tests can check the pre/post-processing numerically (grid decoding, letterbox ratio, NMS, thresholds, crop and
 # SimCC mapping back). The true YOLOX-L / DWPose-L networks, with random weights, run through the same code in
-# tests/test_dwpose_models.py (exported to ONNX by tests/support/dwpose_models.py).
+# tests/test_dwpose_models.py (exported to ONNX by harness/dwpose_models.py).
 def constant_onnx(path: Path, input_shape: list, outputs: dict[str, np.ndarray]) -> Path:
     """An ONNX model whose outputs are constants, one per input image (plus 0 × each image's mean, so the input is
     consumed and the batch size carried)."""

@@ -46,7 +46,7 @@ def select_node(comfy_host):
 
 @pytest.fixture(scope="module")
 def target(comfy_host) -> list[dict]:
-    """The astronaut's pose as OpenPose Extract gives it."""
+    """The astronaut's pose as Extract Poses (Stable-Pose) gives it."""
     _, frames = comfy_host.node_class("OpenPoseExtract")().extract(as_image(data.astronaut()), "blazepose")
     return frames
 
@@ -61,13 +61,13 @@ def test_registered_with_category_description_and_tooltips(comfy_host, name):
     for section in specs.values():
         for input_name, (_, options) in section.items():
             assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
-    assert specs["required"]["backend"][1]["options"] == ["blazepose"]  # what OpenPose Extract offers here
+    assert specs["required"]["backend"][1]["options"] == ["blazepose"]  # what Extract Poses (Stable-Pose) offers here
     assert specs["optional"]["detected"][0] == "POSE_KEYPOINT"
     assert len(node_class.OUTPUT_TOOLTIPS) == len(node_class.RETURN_TYPES)
 
 
 def test_scores_through_comfyui_executor(comfy_host):
-    """photo -> OpenPose Extract -> Stable-Pose Score of the same photo against that pose."""
+    """photo -> Extract Poses (Stable-Pose) -> Score Pose Fidelity (Stable-Pose) of the same photo against that pose."""
     Image.fromarray(data.astronaut()).save(comfy_host.workdir / "input" / "score_astronaut.png")
     prompt = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "score_astronaut.png"}},
@@ -119,8 +119,8 @@ def test_target_per_image_and_its_errors(score_node, target):
 
 
 def test_target_of_another_aspect_ratio_is_centre_cropped_like_apply_stable_pose(score_node, target):
-    """The target pose on a 768 × 512 canvas with the astronaut in the middle: Apply Stable-Pose would crop 128 px
-    off each side for a 512² latent, so it still fits the 512² photo."""
+    """The target pose on a 768 × 512 canvas with the astronaut in the middle: Apply Adapter (Stable-Pose) would
+    crop 128 px off each side for a 512² latent, so it still fits the 512² photo."""
     wide = PoseKeypoints.from_pose_keypoint(target[0])
     points = wide.keypoints.copy()
     points[..., 0] += 128

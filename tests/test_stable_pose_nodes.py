@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.support.reference_weights import sample_pose_image
-from tools.comfy_host import ComfyHost
+from harness.comfy_host import ComfyHost
+from harness.reference_weights import sample_pose_image
 
 STEPS = 2
 _SEEDS = itertools.count(100)

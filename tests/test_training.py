@@ -13,10 +13,10 @@ import safetensors
 import safetensors.torch
 import torch
 
+from harness.synthetic_data import write_synthetic_dataset
 from stablepose_core.model.adapter import control_dict
 from stablepose_core.model.checkpoints import UNET_PREFIX, adapter_from_sd_unet, load_adapter
 from stablepose_host import import_comfy
-from tests.support.synthetic_data import write_synthetic_dataset
 from training.config import TrainConfig
 from training.data import PoseDataset, collate, index_dataset
 from training.diffusion import alphas_cumprod, pose_weighted_mse
@@ -108,7 +108,7 @@ def test_adapter_gradient_checkpointing_keeps_the_gradients():
         p.data.add_(torch.randn_like(p) * 0.01)
     trainer = StablePoseTrainer(adapter, sd.unet, alpha=5.0).train()
     pose = -torch.ones(2, 3, 64, 64)
-    pose[:, :, 16:48, 24:32] = 0.6  # a pose region: the PMSA masks are partial
+    pose[:, :, 16:48, 24:32] = 0.6  # drawn pose: the PMSA masks are partial
     inputs = (torch.randn(2, 4, 8, 8), sd.encode_text(["a", ""]), pose, torch.randn(2, 4, 8, 8), torch.tensor([3, 900]))
     grads = []
     for recompute in (False, True):

@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from stablepose_core.model.masks import SCHEDULES, MaskSettings
+from harness.synthetic_data import random_people, write_synthetic_dataset
+from stablepose_core.model.masks import MaskSettings
 from stablepose_core.poses.keypoints import COCO17_FLIP_PAIRS, PoseKeypoints
-from tests.support.synthetic_data import random_people, write_synthetic_dataset
 from training.augment import FLIP_P, augment_sample, build_pipeline
-from training.config import MASK_SCHEDULES, TrainConfig, build_parser, parse_args
+from training.config import TrainConfig, build_parser, parse_args
 from training.data import (
     DatasetError,
     PoseDataset,
@@ -174,11 +174,14 @@ def test_prepare_builds_a_folder_dataset_with_the_pack_detector(tmp_path):
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
     (tmp_path / "captions.json").write_text(json.dumps({"astronaut.png": "an astronaut in a white suit"}))
     out = tmp_path / "dataset"
+    (out / ".keypoints.json.partial").mkdir(parents=True)  # what a run killed while writing leaves
+    (out / ".keypoints.json.partial" / "keypoints.json").write_text("{")
     assert (
         prepare_main([str(photos), str(out), "--captions", str(tmp_path / "captions.json"), "--backend", "blazepose"])
         == 0
     )
     assert (out / "images" / "sub" / "astronaut.png").is_file() and not (out / "images" / "empty.png").exists()
+    assert sorted(path.name for path in out.iterdir()) == ["images", "keypoints.json"]  # written atomically
     index = index_dataset(out)
     assert [(r.image.name, r.caption) for r in index.records] == [("astronaut.png", "an astronaut in a white suit")]
     assert index.records[0].keypoints.visible.sum() >= 8  # head and shoulders at least
@@ -206,9 +209,9 @@ def test_sampler_resumes_mid_epoch_and_shards_between_processes():
 # --- options ------------------------------------------------------------------------------------------------------
 def test_yaml_then_flags(tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("batch_size: 3\nlr: 2.0e-5\naugment: false\nmask_schedule: paper\n")
+    config.write_text("batch_size: 3\nlr: 2.0e-5\naugment: false\nmask_schedule: unmasked\n")
     cfg = parse_args(["--config", str(config), "--lr", "3e-5", "--grad-accum", "2"])
-    assert (cfg.batch_size, cfg.lr, cfg.grad_accum, cfg.augment, cfg.mask_schedule) == (3, 3e-5, 2, False, "paper")
+    assert (cfg.batch_size, cfg.lr, cfg.grad_accum, cfg.augment, cfg.mask_schedule) == (3, 3e-5, 2, False, "unmasked")
     assert parse_args([]) == TrainConfig()
     example = parse_args(["--config", str(REPO / "training" / "example_config.yaml")])
     assert (example.lr, example.alpha, example.caption_dropout, example.grad_accum) == (1e-5, 5.0, 0.5, 4)
@@ -219,22 +222,20 @@ def test_yaml_then_flags(tmp_path):
         parse_args(["--precision", "fp8"])
 
 
-def test_mask_schedules_are_named_as_in_the_nodes(tmp_path, capsys):
-    """Training offers the core's (and Apply Stable-Pose's) schedule names with their meaning there; 'released',
-    which this pack's training once used for the training masks, is refused with what to write instead."""
-    assert set(MASK_SCHEDULES) == set(SCHEDULES) - {"released"}
-    assert TrainConfig().mask_schedule == "released_train"
-    assert MaskSettings.for_schedule("released_train").threshold == -1.0  # official get_input: "> -1"
-    assert MaskSettings.for_schedule("paper") == MaskSettings(schedule="paper")  # the nodes' defaults
-    help_text = build_parser("x").format_help()
-    assert "{released_train,paper,unmasked}" in help_text
+def test_mask_schedules_are_named_as_in_the_nodes(tmp_path):
+    """Training offers the core's schedule names (those of the nodes); the earlier names stay accepted with
+    the meaning they had in training ('released' was the official training masks there)."""
+    assert TrainConfig().mask_schedule == "training"
+    assert MaskSettings.for_schedule("training").threshold == -1.0  # official get_input: "> -1"
+    assert MaskSettings.for_schedule("evaluation") == MaskSettings()  # the nodes' defaults
+    assert "{evaluation,training,unmasked}" in build_parser("x").format_help()
     config = tmp_path / "old.yaml"
-    config.write_text("mask_schedule: released\n")
-    for argv in (["--config", str(config)], ["--mask-schedule", "released"]):
-        with pytest.raises(SystemExit):
-            parse_args(argv)
-        message = capsys.readouterr().err
-        assert "'released_train' for the official training masks" in message and "'paper'" in message, message
+    for old, today in (("released", "training"), ("released_train", "training"), ("paper", "evaluation")):
+        config.write_text(f"mask_schedule: {old}\n")
+        assert parse_args(["--config", str(config)]).mask_schedule == today
+        assert parse_args(["--mask-schedule", old]).mask_schedule == today
+    with pytest.raises(SystemExit):
+        parse_args(["--mask-schedule", "relased"])
 
 
 def test_help_documents_every_option():

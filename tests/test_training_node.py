@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from harness.synthetic_data import random_people, write_synthetic_dataset
 from stablepose_core.poses.keypoints import PoseKeypoints
 from stablepose_core.poses.skeleton import render_pose
-from tests.support.synthetic_data import random_people, write_synthetic_dataset
 from training.config import TrainConfig
 from training.loop import train
 

@@ -14,7 +14,7 @@ import weakref
 import pytest
 import torch
 
-from tests.support.clip_sampling import (
+from harness.clip_sampling import (
     FRAMES,
     LENGTH,
     OVERLAP,

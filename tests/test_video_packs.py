@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.support.clip_sampling import FRAMES, apply, assert_frames_equal, capture, residual_rows, sample
+from harness.clip_sampling import FRAMES, apply, assert_frames_equal, capture, residual_rows, sample
 
 pytestmark = pytest.mark.slow  # real sampling through other packs (local runs)
 

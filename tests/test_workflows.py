@@ -28,12 +28,13 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
+from harness.browser import PACK_NAME, ComfyServer, assert_no_extension_errors, load_page, queue_and_wait, run_js
+from harness.comfy_host import MODE_BYPASSED, REPO_ROOT, VIRTUAL_NODE_TYPES, ComfyHost, HostError, RunResult
+from stablepose_core.model.masks import SCHEDULE_ALIASES
 from stablepose_core.poses.keyframes import clip_from_keyframes
 from stablepose_core.poses.keypoints import COCO17_NAMES, PoseKeypoints
 from stablepose_core.poses.sequence import PoseSequence
 from stablepose_core.poses.smoothing import smooth_poses
-from tests.support.browser import PACK_NAME, ComfyServer, assert_no_extension_errors, load_page, queue_and_wait, run_js
-from tools.comfy_host import MODE_BYPASSED, REPO_ROOT, ComfyHost, HostError, RunResult
 from tools.make_workflows import ADAPTER, MODEL_FILES, SEED, WORKFLOWS_DIR, build_workflows, thumbnails
 from tools.run_workflow import apply_override
 from tools.workflow_format import workflow_text
@@ -54,7 +55,7 @@ def seed() -> int:
 def install(models_root: Path, input_dir: Path, test_models) -> None:
     """The random test weights linked under the file names the workflows load, and the sample images in the
     input folder (as ComfyUI users upload them)."""
-    sources = {"checkpoints": test_models.checkpoint, "stable_pose": test_models.adapter}
+    sources = test_models.by_folder()
     for folder, name in MODEL_FILES.items():
         link = models_root / folder / name
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +199,50 @@ def test_bundled_workflow_validates(comfy_host: ComfyHost, installed: None, name
     assert comfy_host.validate_workflow(workflow) == []
 
 
+def with_schedule(host: ComfyHost, workflow: dict[str, Any], schedule: str) -> list[dict[str, Any]]:
+    """Set ``mask_schedule`` to ``schedule`` on every node that has it; those nodes."""
+    nodes = [
+        node
+        for node in workflow["nodes"]
+        if node["type"] not in VIRTUAL_NODE_TYPES and "mask_schedule" in host.widget_slots(node["type"], node["inputs"])
+    ]
+    for node in nodes:
+        set_widget(host, node, "mask_schedule", schedule)
+    return nodes
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_bundled_workflow_saved_with_earlier_names_validates(comfy_host: ComfyHost, installed: None, name: str):
+    """Each bundled workflow as an earlier version saved it: every earlier mask schedule name (``released``,
+    ``paper``, ``released_train``) in place of today's validates and reaches the node unchanged."""
+    for old in SCHEDULE_ALIASES:
+        workflow = load(name)
+        nodes = with_schedule(comfy_host, workflow, old)
+        assert comfy_host.validate_workflow(workflow) == [], old
+        prompt = comfy_host.workflow_to_prompt(workflow)
+        assert [prompt[str(node["id"])]["inputs"]["mask_schedule"] for node in nodes] == [old] * len(nodes)
+        assert comfy_host.validate_prompt(prompt).error_messages() == [], old  # ComfyUI's own, VALIDATE_INPUTS too
+
+
+def test_earlier_schedule_names_give_todays_masks(comfy_host: ComfyHost, installed: None) -> None:
+    """The demo's mask preview with each earlier schedule name equals the preview with today's name for it (on
+    negative-prompt rows, where the two schedules differ)."""
+    workflow = load("photo_to_pose_preview.json")
+    set_widget(comfy_host, node_of(workflow, "PoseMaskPreview"), "row", "uncond")
+
+    def masks(schedule: str) -> torch.Tensor:
+        with_schedule(comfy_host, workflow, schedule)
+        return output(run(comfy_host, workflow), workflow, "PoseMaskPreview", 1)
+
+    today = {schedule: masks(schedule) for schedule in set(SCHEDULE_ALIASES.values())}
+    assert not torch.equal(today["evaluation"], today["training"])
+    for old, schedule in SCHEDULE_ALIASES.items():
+        assert torch.equal(masks(old), today[schedule]), old
+    with_schedule(comfy_host, workflow, "relased")
+    errors = comfy_host.validate_prompt(comfy_host.workflow_to_prompt(workflow)).error_messages()
+    assert any("unknown mask schedule 'relased'; choose one of evaluation, training, unmasked" in e for e in errors)
+
+
 def test_sd_workflows_name_the_documented_models(comfy_host: ComfyHost) -> None:
     for name in ("stable_pose_txt2img.json", "photo_to_pose_to_image.json", "pose_batch_video.json"):
         prompt = comfy_host.workflow_to_prompt(load(name))
@@ -286,7 +331,7 @@ def test_txt2img_pose_changes_the_image(comfy_host, installed, seed) -> None:
     plain = run(comfy_host, bypassed(workflow, "ApplyStablePose"))
     image = output(posed, workflow, "VAEDecode")
     assert_generated(image, 1)
-    assert (image - output(plain, workflow, "VAEDecode")).abs().max() > 1e-3, "Apply Stable-Pose steers sampling"
+    assert (image - output(plain, workflow, "VAEDecode")).abs().max() > 1e-3, "Apply Adapter steers sampling"
     preview = output(posed, workflow, "PoseMaskPreview")
     assert preview.shape == (2, POSE_SIZE[1], 2 * POSE_SIZE[0], 3)
     (path,) = saved_files(comfy_host, posed, node_of(workflow, "SaveImage"))
@@ -343,7 +388,7 @@ def test_key_poses_to_video_draws_the_smoothed_interpolation(comfy_host, install
 
 @pytest.mark.slow
 def test_best_of_n_keeps_the_best_k(comfy_host, installed, seed) -> None:
-    """8 candidates -> Stable-Pose Score (overlays, report) -> Select Best k = 2 (reusing the detections) -> saved.
+    """8 candidates -> Score Pose Fidelity (overlays, report) -> Select Best k = 2 (reusing the detections) -> saved.
     The random test weights draw nobody: every candidate scores 0 with a count error of 1, ties keep batch order."""
     workflow = shrunk(comfy_host, "stable_pose_best_of_n.json", seed)
     result = run(comfy_host, workflow)
@@ -487,3 +532,17 @@ def test_frontend_loads_each_template_as_the_harness_reads_it(frontend, comfy_ho
     pose = torch.from_numpy(np.asarray(Image.open(io.BytesIO(frontend.get(f"/view?{query}"))).convert("RGB")) / 255)
     assert pose.shape == (512, 512, 3) and colourful_pixels(pose) > 5000
     assert_no_extension_errors(driver)
+
+
+@pytest.mark.browser
+def test_frontend_keeps_an_earlier_schedule_name(frontend, comfy_host: ComfyHost, request) -> None:
+    """A workflow saved with an earlier mask schedule name loads in the frontend with that value (not one of today's
+    combo options), its prompt carries it unchanged, and the server runs such a prompt."""
+    driver = request.getfixturevalue("browser")
+    load_page(driver, frontend)
+    workflow = load("photo_to_pose_preview.json")
+    (preview,) = with_schedule(comfy_host, workflow, "released")
+    output = run_js(driver, "await app.loadGraphData(args[0]); return (await app.graphToPrompt()).output;", workflow)
+    assert output[str(preview["id"])]["inputs"]["mask_schedule"] == "released"
+    assert prompt_inputs(output) == prompt_inputs(comfy_host.workflow_to_prompt(workflow))
+    queue_and_wait(driver, frontend)  # asserts the run succeeded

@@ -9,8 +9,9 @@ are written into the file's metadata; :mod:`stablepose_core.detect.tflite_graph`
 Needs (dev only): ``mediapipe==0.10.14`` (Python <= 3.12), ``tflite`` (the schema) and ``ai-edge-litert``
 (its interpreter densifies the sparse weights exactly as TFLite does).
 
-Unused heads (segmentation, world landmarks) are pruned. The fp16 networks are about 6 MB each, more than the
-repository accepts in one file, so each is cut into consecutive safetensors shards of at most 4 MB
+The unused segmentation head is pruned; the world-landmark head (3D landmarks in metres) is kept. The fp16
+networks are about 6 MB each, more than the repository accepts in one file, so each is cut into consecutive
+safetensors shards of at most 4 MB
 (``<name>-00001-of-00002.safetensors``, the graph in the first shard's metadata).
 
 Usage (from the repo root): ``python -m tools.convert_blazepose [--out stablepose_core/detect/blazepose_models]``.
@@ -32,10 +33,10 @@ from stablepose_core.detect.blazepose import DETECTOR_STEM, LANDMARK_STEM, MODEL
 from stablepose_core.detect.tflite_graph import shard_name
 
 # stem -> (file in the mediapipe wheel, the outputs kept: the detector's boxes and scores; the landmark
-# network's landmarks, pose flag and heat map; its segmentation and world-landmark heads are dropped)
+# network's landmarks, pose flag, heat map and world landmarks; its segmentation head is dropped)
 SOURCES = {
     DETECTOR_STEM: ("modules/pose_detection/pose_detection.tflite", (0, 1)),
-    LANDMARK_STEM: ("modules/pose_landmark/pose_landmark_full.tflite", (0, 1, 3)),
+    LANDMARK_STEM: ("modules/pose_landmark/pose_landmark_full.tflite", (0, 1, 3, 4)),
 }
 SHARD_BYTES = 4_000_000  # the repository refuses files over 5 MB; the fp16 networks are 6 MB each
 CONSTANT_OPS = {"DEQUANTIZE", "DENSIFY"}

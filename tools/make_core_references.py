@@ -5,7 +5,7 @@
 The official repository (GPL-3.0, github ai-med/StablePose) is not part of this pack: this script extracts it
 to a temporary folder (``git archive`` of a clone or bare mirror), stubs what it imports but does not use here
 (``pytorch_lightning``, the DDPM LightningModule, seaborn), makes ``Tensor.cuda`` a no-op (its adapter calls it
-in ``forward``), loads the name-seeded weights of ``tests.support.reference_weights`` into the official modules and
+in ``forward``), loads the name-seeded weights of ``harness.reference_weights`` into the official modules and
 records, in the official evaluation layout (DDIM's [uncond; cond] batch with ``eval_pose.gen_pose_mask`` masks):
 
 - ``masks.safetensors``: the latent-grid masks of ``gen_pose_mask`` and ``get_input`` and the per-ViT-layer
@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
+from harness.reference_weights import sample_pose_image, seeded_inputs, seeded_state_dict
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "core"
 SMALL = dict(

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tools.comfy_host import REPO_ROOT, ComfyHost
+from harness.comfy_host import REPO_ROOT, ComfyHost
 from tools.workflow_format import Group, Node, Spec, WorkflowBuilder, note, save_image, workflow_text
 from tools.workflow_samples import (
     EXAMPLE_POSE,
@@ -38,6 +38,7 @@ from tools.workflow_samples import (
     SEQUENCE_FRAME_MS,
     SampleImage,
     example_pose,
+    example_pose_keypoints,
     key_poses_clip,
     key_poses_keyframes,
     pixels,
@@ -53,7 +54,13 @@ SD15_CHECKPOINT_URL = (
     "v1-5-pruned-emaonly-fp16.safetensors?download=true"
 )
 ADAPTER = "stable_pose_humanart.safetensors"
-MODEL_FILES = {"checkpoints": SD15_CHECKPOINT, "stable_pose": ADAPTER}  # model folder -> file the workflows name
+DEPTH_CONTROLNET = "control_v11f1p_sd15_depth_fp16.safetensors"
+DEPTH_CONTROLNET_URL = (
+    "https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors/resolve/main/"
+    "control_v11f1p_sd15_depth_fp16.safetensors?download=true"
+)
+# model folder -> file the workflows name
+MODEL_FILES = {"checkpoints": SD15_CHECKPOINT, "stable_pose": ADAPTER, "controlnet": DEPTH_CONTROLNET}
 SEED = 20241210
 
 
@@ -129,7 +136,7 @@ def sampling(x: int, y: int, latent: str) -> tuple[Node, Node]:
 
 
 def photo_pose(extract_pos: tuple[int, int]) -> tuple[Node, Node, Node]:
-    """The sample photo, resized (centre crop) to the generated size, and OpenPose Extract (blazepose) on it."""
+    """The sample photo, resized (centre crop) to the generated size, and Extract Poses (blazepose) on it."""
     return (
         Node("photo", "LoadImage", (40, 100), (340, 460), "Photo", {"image": PHOTO}),
         Node(
@@ -156,13 +163,13 @@ MODELS_TEXT = f"""
 Models:
 - Load Checkpoint: an SD1.5 checkpoint in models/checkpoints ({SD15_CHECKPOINT}; ComfyUI offers to download it,
   any SD1.5 fine-tune works). SDXL, SD2 and Flux are refused: Stable-Pose adapters are trained on SD1.5.
-- Load Stable-Pose Adapter: an adapter in models/stable_pose. The authors' checkpoint (.pth/.ckpt, linked from
+- Load Adapter (Stable-Pose): an adapter in models/stable_pose. The authors' checkpoint (.pth/.ckpt, linked from
   the official Stable-Pose repository) loads as is; "python -m stablepose_core.convert final.pth {ADAPTER}"
   (in the pack folder) makes the smaller file this workflow names.
 """
 
 APPLY_TEXT = """
-Apply Stable-Pose: strength 1 is the paper's setting; start/end percent limit the steps it acts on. The mask
+Apply Adapter (Stable-Pose): strength 1 is the paper's setting; start/end percent limit the steps it acts on. The mask
 settings (schedule, kernels, sigma, threshold) default to the released model's.
 """
 
@@ -172,13 +179,13 @@ def txt2img() -> Spec:
 Stable-Pose text-to-image: an SD1.5 image of a person in the pose of a pose image.
 {MODELS_TEXT}
 Pose image: a Stable-Pose pose image (COCO-17 skeleton in HumanSD colours on black), e.g. {EXAMPLE_POSE}
-from this pack's workflows/ folder (upload it), or one made with OpenPose Extract or the Stable-Pose Editor.
-ControlNet OpenPose pictures are drawn differently: redraw them with OpenPose Extract.
+from this pack's workflows/ folder (upload it), or one made with Extract Poses (Stable-Pose) or Edit Poses
+(Stable-Pose). ControlNet OpenPose pictures are drawn differently: redraw them with Extract Poses (Stable-Pose).
 
 Empty Latent Image: 512x768 like the pose; other sizes work (the pose is resized and centre-cropped onto the
 latent), keep the aspect ratio close.
 {APPLY_TEXT}
-Stable-Pose Mask Preview: where pose-masked attention looks, per ViT layer (left the latent grid, right the
+Preview Attention Masks (Stable-Pose): where pose-masked attention looks, per ViT layer (left the latent grid, right the
 patch grid).
 """
     nodes = (
@@ -211,10 +218,10 @@ Photo: any photo of people ({PHOTO} from this pack's workflows/ folder is an exa
 the generated size" scales and centre-crops it to 512x768; for a landscape photo set 768x512 there and in Empty
 Latent Image.
 
-OpenPose Extract finds the people (blazepose is built in and offline; the other detectors are listed in its tooltip) and
-draws them as Stable-Pose was trained to see poses.
+Extract Poses (Stable-Pose) finds the people (blazepose is built in and offline; the other detectors are listed
+in its tooltip) and draws them as Stable-Pose was trained to see poses.
 
-Stable-Pose Editor: after a first run, click "Open pose editor", then "Load from input" to edit the detected
+Edit Poses (Stable-Pose): after a first run, click "Open pose editor", then "Load from input" to edit the detected
 pose over the photo; "Apply" stores the edit in the node. With no edit the detected pose passes through.
 {MODELS_TEXT}{APPLY_TEXT}"""
     nodes = (
@@ -337,14 +344,14 @@ Pose sequence -> animation with context windows: one frame per pose, sampled thr
 own pose in every window; with an SD1.5 model each frame comes out as if the clip were sampled in one batch.
 
 Pose sequence: a Load Image of a multi-frame image (animated WebP or GIF; {POSE_SEQUENCE} from this pack's
-workflows/ folder is a 4-frame example: upload it) or poses extracted from a video's frames with OpenPose
-Extract. Get Image Size makes one latent per pose.
+workflows/ folder is a 4-frame example: upload it) or poses extracted from a video's frames with Extract
+Poses (Stable-Pose). Get Image Size makes one latent per pose.
 
 Context Windows (Manual): length 16, overlap 4 is the usual AnimateDiff setting; windows only act on clips
 longer than the length. With AnimateDiff-Evolved, use its Use Evolved Sampling + context options instead
 (docs/video.md): Stable-Pose reads either kind of window.
 
-Strength per frame: keyframes "frame:strength" (here full strength throughout; e.g. "0:1.0, 16:0.4, 31:1.0").
+Strength per frame: strength keyframes "frame:strength" (here full strength throughout; e.g. "0:1.0, 16:0.4, 31:1.0").
 {MODELS_TEXT}{APPLY_TEXT}"""
     windowed = Node(
         "windows",
@@ -433,10 +440,10 @@ Photo -> Stable-Pose pose image, no model weights needed (tools/demo.sh runs thi
 Photo: {PHOTO} from this pack's workflows/ folder (upload it) or any photo of people; for the mask preview
 both sides must be multiples of 8 px (SD1.5 latents are 1/8 of the image).
 
-OpenPose Extract draws each person's COCO-17 skeleton in the colours Stable-Pose was trained on (HumanSD's
+Extract Poses (Stable-Pose) draws each person's COCO-17 skeleton in the colours Stable-Pose was trained on (HumanSD's
 drawing); blazepose is built in and offline, the other detectors are listed in its tooltip.
 
-Saved: the pose image (what Apply Stable-Pose takes), the pose over the photo, and the masks of pose-masked
+Saved: the pose image (what Apply Adapter (Stable-Pose) takes), the pose over the photo, and the masks of pose-masked
 self-attention per ViT layer (left the latent grid, right the ViT patch grid).
 """
     nodes = (
@@ -477,16 +484,17 @@ def key_poses_to_video() -> Spec:
     text = f"""
 Key poses (or a video) -> smoothed pose sequence -> one generated frame per pose.
 
-Stable-Pose Editor: the key poses. Click "Open pose editor": the timeline holds {KEY_POSE_FRAMES} frames with keys
+Edit Poses (Stable-Pose): the key poses. Click "Open pose editor": the timeline holds {KEY_POSE_FRAMES} frames with keys
 at 0, 7 and 15 (a jumping jack). Drag joints on any frame to make it a key, scrub or Play to preview the
 in-betweens (the server computes them with the same interpolation the node runs), Apply stores the keys.
 
-From a video instead: Load Image of an animated WebP/GIF (or a video loader's IMAGE batch) -> OpenPose Extract
-with track_people and smooth on -> connect its pose_keypoint to Smooth Pose Sequence below (or to the editor's
-pose_keypoint, to edit the detected frames: "Keys from input").
+From a video instead: Load Image of an animated WebP/GIF (or a video loader's IMAGE batch) -> Extract Poses
+(Stable-Pose) with track_people and smooth on -> connect its pose_keypoint to Smooth Pose Sequence (Stable-Pose)
+below (or to the editor's pose_keypoint, to edit the detected frames: "Keys from input").
 
-Smooth Pose Sequence: One-Euro filter per person and joint (tooltips say what each setting trades); key poses
-are already smooth, detected ones jitter. Draw Poses renders one Stable-Pose pose image per frame.
+Smooth Pose Sequence (Stable-Pose): One-Euro filter per person and joint (tooltips say what each setting trades);
+key poses are already smooth, detected ones jitter. Draw Poses (Stable-Pose) renders one Stable-Pose pose image
+per frame.
 {MODELS_TEXT}{APPLY_TEXT}
 Every frame uses the same noise (Latent Batch Seed Behavior "fixed"); frames are saved as an animated WebP.
 """
@@ -554,14 +562,14 @@ Best of N: generate 8 images for one pose and keep the 2 whose people stand in i
 Photo -> pose as in "photo_to_pose_to_image" ({PHOTO} from this pack's workflows/ folder: upload it). Empty
 Latent Image makes a batch of 8 candidates (batch_size); the sampler's seed gives each its own noise.
 
-Stable-Pose Score detects the people in every candidate (blazepose; the other detectors are listed in its
-tooltip) and compares them with the target pose by COCO's object keypoint similarity (OKS, 0 to 1): its overlay
+Score Pose Fidelity (Stable-Pose) detects the people in every candidate (blazepose; the other detectors are listed
+in its tooltip) and compares them with the target pose by COCO's object keypoint similarity (OKS, 0 to 1): its overlay
 shows the target in Stable-Pose colours, the detected people in white and, per joint, a line coloured by the
 error (green good, red bad), with each image's OKS; "report" has the numbers per image and joint.
 
-Stable-Pose Select Best keeps the k best (k = 2) and gives their batch indices and scores; it reuses the
-detections of Stable-Pose Score (its "detected" input), so the detector runs once. To refine a winner, take its
-index into Latent From Batch. docs/evaluation.md explains the numbers.
+Select Best by Pose Fidelity (Stable-Pose) keeps the k best (k = 2) and gives their batch indices and scores; it
+reuses the detections of Score Pose Fidelity (Stable-Pose) (its "detected" input), so the detector runs once. To
+refine a winner, take its index into Latent From Batch. docs/evaluation.md explains the numbers.
 {MODELS_TEXT}{APPLY_TEXT}"""
     nodes = (
         *photo_pose(extract_pos=(40, 820)),
@@ -614,7 +622,221 @@ index into Latent From Batch. docs/evaluation.md explains the numbers.
     return Spec("stable_pose_best_of_n", nodes, groups)
 
 
-SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview, key_poses_to_video, best_of_n, pose_animation)
+def rectify_pass(x: int, y: int) -> tuple[Node, ...]:
+    """Diffusion-HPC's regeneration: the first image's latents noised inside the person mask, the body's depth into a
+    depth ControlNet and the target pose into Stable-Pose, denoise 0.7, then the gate."""
+    controlnet = {"name": DEPTH_CONTROLNET, "url": DEPTH_CONTROLNET_URL, "directory": "controlnet"}
+    mask_links = {"image": "decode.IMAGE", "pose_keypoint": "extract.pose_keypoint", "silhouette": "render.mask"}
+    widgets = {"seed": SEED, "steps": 25, "cfg": 7.5, "sampler_name": "dpmpp_2m", "scheduler": "karras"}
+    return (
+        Node(
+            "mask", "StablePoseRectifyMask", (x, y), (340, 170), links={**mask_links, "target": "target.pose_keypoint"}
+        ),
+        Node("encode", "VAEEncode", (x, y + 220), (340, 50), links={"pixels": "decode.IMAGE", "vae": "ckpt.VAE"}),
+        Node(
+            "noised",
+            "SetLatentNoiseMask",
+            (x, y + 320),
+            (340, 50),
+            links={"samples": "encode.LATENT", "mask": "mask.mask"},
+        ),
+        Node(
+            "controlnet",
+            "ControlNetLoader",
+            (x, y + 420),
+            (340, 60),
+            "Load ControlNet (SD1.5 depth)",
+            {"control_net_name": DEPTH_CONTROLNET},
+            properties={"models": [controlnet]},
+        ),
+        Node(
+            "fix_negative",
+            "CLIPTextEncode",
+            (x, y + 530),
+            (340, 110),
+            "Rectify negative prompt",
+            {"text": "deformed, bad anatomy"},
+            {"clip": "ckpt.CLIP"},
+            colors=("#322", "#533"),
+        ),
+        Node(
+            "depth",
+            "ControlNetApplyAdvanced",
+            (x + 380, y),
+            (320, 190),
+            links={
+                "positive": "positive.CONDITIONING",
+                "negative": "fix_negative.CONDITIONING",
+                "control_net": "controlnet.CONTROL_NET",
+                "image": "render.depth",
+            },
+        ),
+        Node(
+            "resample",
+            "KSampler",
+            (x + 380, y + 240),
+            (320, 270),
+            "KSampler (rectify, denoise 0.7)",
+            {**widgets, "denoise": 0.7},
+            {
+                "model": "apply.MODEL",
+                "positive": "depth.positive",
+                "negative": "depth.negative",
+                "latent_image": "noised.LATENT",
+            },
+        ),
+        Node(
+            "redecode",
+            "VAEDecode",
+            (x + 380, y + 560),
+            (320, 50),
+            links={"samples": "resample.LATENT", "vae": "ckpt.VAE"},
+        ),
+        Node(
+            "gate",
+            "StablePoseRectifyGate",
+            (x + 380, y + 660),
+            (320, 130),
+            links={"image": "decode.IMAGE", "body": "fit.body", "rectified": "redecode.IMAGE"},
+        ),
+    )
+
+
+def rectify_evidence(x: int, y: int) -> tuple[Node, ...]:
+    """Pose fidelity (OKS) and plausibility of the first image and the result, and the before/after preview."""
+    score = {"images": "decode.IMAGE", "target": "target.pose_keypoint", "detected": "extract.pose_keypoint"}
+    return (
+        Node("score_before", "StablePoseScore", (x, y), (340, 130), "Score before", {"backend": "blazepose"}, score),
+        Node(
+            "score_after",
+            "StablePoseScore",
+            (x, y + 180),
+            (340, 130),
+            "Score after",
+            {"backend": "blazepose"},
+            {"images": "gate.image", "target": "target.pose_keypoint"},
+        ),
+        Node(
+            "fit_after",
+            "StablePoseFitBody",
+            (x, y + 360),
+            (340, 110),
+            "Fit Body (result)",
+            links={"image": "gate.image", "pose_keypoint": "score_after.detected"},
+        ),
+        Node(
+            "preview",
+            "StablePoseRectifyPreview",
+            (x + 380, y),
+            (340, 190),
+            links={
+                "image": "decode.IMAGE",
+                "depth": "render.depth",
+                "skeleton": "target.pose_image",
+                "result": "gate.image",
+                "score_before": "score_before.score",
+                "score_after": "score_after.score",
+                "plausibility_before": "fit.plausibility",
+                "plausibility_after": "fit_after.plausibility",
+            },
+        ),
+        Node(
+            "preview_view",
+            "PreviewImage",
+            (x + 380, y + 240),
+            (700, 330),
+            "Before / after",
+            links={"images": "preview.preview"},
+        ),
+        save_image("save", (x + 380, y + 620), (520, 760), "Rectified image", "stable_pose/rectified", "gate.image"),
+    )
+
+
+def rectify() -> Spec:
+    text = f"""
+Rectify: an SD1.5 image of a person in a target pose; where the person comes out anatomically implausible it is
+regenerated in the corrected pose (Diffusion-HPC with Stable-Pose as a second structure prior; docs/rectify.md).
+
+1. Target pose (Edit Poses: edit it with "Open pose editor") -> Apply Adapter -> first image.
+2. Extract Poses finds the person in it; Fit Body fits a 3D body to that pose and says whether it is humanly
+   possible; Render Body draws the body's depth, silhouette and skeleton.
+3. Rectify Gate: plausible images pass through untouched and nothing of the rectify pass is sampled. Otherwise
+   the first image is VAE-encoded, noised only inside the Rectify Person Mask (body silhouette + the person's
+   and the target's region, minus occluders; connect a MASK of objects in front of the person to "occluders") and
+   regenerated at denoise 0.7 with the body's depth in a depth ControlNet, the target pose in Stable-Pose and the
+   negative prompt "deformed, bad anatomy". Rectify Gate mode "all" rectifies every image (an extra cycle: feed
+   its output back as the first image).
+4. Rectify Preview Before and After: image | body depth | skeleton | result with OKS (higher is better) and
+   plausibility score (lower is better) before -> after.
+
+From a real photo instead of text: load it in place of the first image (VAE Decode) and connect Render Body's
+pose_image to Apply Adapter (no target pose is known, so the body's own skeleton guides).
+{MODELS_TEXT}- Load ControlNet: an SD1.5 depth ControlNet in models/controlnet ({DEPTH_CONTROLNET}).
+{APPLY_TEXT}"""
+    pose = example_pose_keypoints()
+    target = Node(
+        "target",
+        "StablePoseEditor",
+        (40, 420),
+        (340, 150),
+        "Target pose",
+        {"width": pose.width, "height": pose.height, "pose_json": pose.to_json()},
+    )
+    nodes = (
+        checkpoint((40, 100)),
+        adapter((40, 260)),
+        target,
+        *prompts(440, 100, "a gymnast doing a cartwheel on a beach, full body, photograph, detailed, high quality"),
+        apply_stable_pose((440, 500), "target.pose_image"),
+        Node(
+            "latent",
+            "EmptyLatentImage",
+            (440, 800),
+            (400, 110),
+            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1]},
+        ),
+        *sampling(900, 100, "latent.LATENT"),
+        Node(
+            "extract",
+            "OpenPoseExtract",
+            (1260, 100),
+            (340, 110),
+            widgets={"backend": "blazepose"},
+            links={"image": "decode.IMAGE"},
+        ),
+        Node(
+            "fit",
+            "StablePoseFitBody",
+            (1260, 260),
+            (340, 110),
+            links={"image": "decode.IMAGE", "pose_keypoint": "extract.pose_keypoint"},
+        ),
+        Node(
+            "render",
+            "StablePoseRenderBody",
+            (1260, 420),
+            (340, 130),
+            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1]},
+            links={"body": "fit.body"},
+        ),
+        *rectify_pass(1660, 100),
+        *rectify_evidence(2460, 100),
+        note("note", (-420, 100), (380, 1000), text),
+    )
+    groups = (
+        Group("Models", ("ckpt", "adapter")),
+        Group("First image", ("target", "positive", "negative", "apply", "latent", "sampler", "decode")),
+        Group("Body", ("extract", "fit", "render")),
+        Group(
+            "Rectify",
+            ("mask", "controlnet", "encode", "noised", "fix_negative", "depth", "resample", "redecode", "gate"),
+        ),
+        Group("Before / after", ("score_before", "score_after", "fit_after", "preview", "preview_view", "save")),
+    )
+    return Spec("stable_pose_rectify", nodes, groups)
+
+
+SPECS = (txt2img, photo_to_image, pose_batch, photo_to_preview, key_poses_to_video, best_of_n, pose_animation, rectify)
 
 
 def build_workflows(host: ComfyHost) -> dict[str, dict[str, Any]]:
@@ -646,6 +868,7 @@ def thumbnails(host: ComfyHost) -> list[SampleImage]:
         SampleImage("pose_batch_video.jpg", (thumbnail(*pose_sequence()),)),
         SampleImage("key_poses_to_video.jpg", (thumbnail(*key_poses_clip()),)),
         SampleImage("pose_animation_context_windows.jpg", (thumbnail(*pose_sequence()),)),
+        SampleImage("stable_pose_rectify.jpg", (thumbnail(example_pose()),)),
     ]
 
 

@@ -2,7 +2,7 @@
 
 The workflow (the JSON ComfyUI saves, with ``nodes`` and ``links``) gets the ``--set`` changes, is validated
 against the registered node definitions, converted to an API prompt and executed by ComfyUI's
-``PromptExecutor`` with this pack loaded (``tools/comfy_host.py``), on the GPU when torch sees one (``--cpu``
+``PromptExecutor`` with this pack loaded (``harness/comfy_host.py``), on the GPU when torch sees one (``--cpu``
 forces the CPU). Every image an output node (SaveImage, PreviewImage, SaveAnimatedWEBP, ...) produced is
 copied to ``--out`` as ``<node title>_<node id>_<n>.<ext>``; SaveImage files keep the embedded workflow.
 
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support.make_test_models import TEST_MODELS_DIR, ensure_test_models
-from tools.comfy_host import ComfyHost, HostError, RunResult
+from harness.comfy_host import ComfyHost, HostError, RunResult
+from harness.make_test_models import TEST_MODELS_DIR, ensure_test_models
 
 
 def save_images(host: ComfyHost, result: RunResult, titles: dict[str, str], out: Path) -> list[Path]:

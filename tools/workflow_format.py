@@ -4,7 +4,7 @@ A workflow is described as nodes (type, place, widget values by input name, link
 name>"``) and groups (:class:`Spec`). What the frontend needs on top (input sockets, the order of
 ``widgets_values`` including the hidden control-after-generate value after seeds and the upload button value of
 ``LoadImage``, output names and types, execution order, group frames) is read from the node definitions registered
-in a real headless ComfyUI (:class:`tools.comfy_host.ComfyHost`) by :class:`WorkflowBuilder`.
+in a real headless ComfyUI (:class:`harness.comfy_host.ComfyHost`) by :class:`WorkflowBuilder`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import tomllib
 
-from tools.comfy_host import REPO_ROOT, WIDGET_TYPES, ComfyHost, _has_control_widget
+from harness.comfy_host import REPO_ROOT, WIDGET_TYPES, ComfyHost, _has_control_widget
 
 UPLOAD_VALUE = "image"  # what the frontend stores for LoadImage's upload button
 NOTE_COLOR = ("#432", "#653")

@@ -65,9 +65,14 @@ def _limb(start: tuple[float, float], angle: float, length: float, sign: int) ->
     return start[0] + sign * length * math.sin(radians), start[1] + length * math.cos(radians)
 
 
-def example_pose() -> np.ndarray:
+def example_pose_keypoints() -> PoseKeypoints:
     """A dancing person: the left arm raised, the right arm out with the forearm up, the right leg stepping out."""
-    return render_pose(_figure(arms=(150, 95), elbows=(170, 150), legs=(8, 28), knees=(4, 12)))
+    return _figure(arms=(150, 95), elbows=(170, 150), legs=(8, 28), knees=(4, 12))
+
+
+def example_pose() -> np.ndarray:
+    """:func:`example_pose_keypoints` drawn as a Stable-Pose pose image."""
+    return render_pose(example_pose_keypoints())
 
 
 def pose_sequence() -> list[np.ndarray]:
@@ -77,7 +82,7 @@ def pose_sequence() -> list[np.ndarray]:
 
 
 def key_poses_keyframes() -> dict[str, Any]:
-    """Stable-Pose Editor keyframes: a jumping jack, arms down -> up -> down over :data:`KEY_POSE_FRAMES` frames."""
+    """Edit Poses pose keyframes: a jumping jack, arms down -> up -> down over :data:`KEY_POSE_FRAMES` frames."""
     keys = {0: (15, 4), 7: (165, 20), 15: (15, 4)}
     figures = {frame: _figure((arm, arm), (arm, arm), (leg, leg), (leg, leg)) for frame, (arm, leg) in keys.items()}
     return keyframes_document(

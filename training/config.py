@@ -17,17 +17,13 @@ from typing import Any
 
 import yaml
 
+from stablepose_core.model.masks import SCHEDULE_ALIASES, SCHEDULES, TRAINING, schedule_name
+
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DATA_FORMATS = ("auto", "folder", "humanart")
-MASK_SCHEDULES = ("released_train", "paper", "unmasked")  # the names of stablepose_core.model.masks (and the nodes)
-# Before the vocabulary was unified, training called the official training masks "released"; in the nodes and the
-# core "released" is the evaluation masks. A config saying "released" must say which it means.
-RELEASED_IN_TRAINING = (
-    "mask_schedule 'released' is not accepted in training: this pack's training used to call the official "
-    "training masks 'released', the nodes call the evaluation masks so. Write 'released_train' for the official "
-    "training masks (what 'released' meant here before, and the default) or 'paper' for the evaluation masks "
-    "(the nodes' 'released'; the same in training, which has no unconditional rows)"
-)
+# Earlier names of the schedules, still accepted: the core's aliases, except that "released" in a training config
+# meant the official training masks (in the nodes it meant the evaluation masks).
+TRAINING_SCHEDULE_ALIASES = {**SCHEDULE_ALIASES, "released": TRAINING}
 
 
 def _opt(default: Any, help: str, group: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -70,14 +66,15 @@ class TrainConfig:
     weight_decay: float = _opt(0.01, "AdamW weight decay (torch default, as the official optimizer)", "recipe")
     lr_warmup_steps: int = _opt(0, "linear learning-rate warm-up steps (official: none)", "recipe")
     max_grad_norm: float = _opt(0.0, "clip the gradient norm to this (0 = off, official)", "recipe")
-    alpha: float = _opt(5.0, "loss weight α of the pose region: loss·mask·α + loss·(1-mask)", "recipe")
+    alpha: float = _opt(5.0, "loss weight α inside the pose mask: loss·mask·α + loss·(1-mask)", "recipe")
     caption_dropout: float = _opt(0.5, "probability of training a sample with the empty caption", "recipe")
     mask_schedule: str = _opt(
-        "released_train",
-        "PMSA masks, named as in Apply Stable-Pose: 'released_train' = official training (get_input), 'paper' = "
-        "the paper's coarse-to-fine masks (= the nodes' 'released' evaluation masks), 'unmasked' = no masks",
+        TRAINING,
+        "PMSA masks, named as in Apply Adapter (Stable-Pose): 'training' = official training (get_input), "
+        "'evaluation' = the paper's coarse-to-fine masks of the authors' evaluation, 'unmasked' = no masks (earlier "
+        "names: released and released_train = training, paper = evaluation)",
         "recipe",
-        MASK_SCHEDULES,
+        SCHEDULES,
     )
     # schedule
     max_steps: int = _opt(0, "optimizer steps to train (0 = use --epochs)", "schedule")
@@ -119,8 +116,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.mask_schedule == "released":
-            raise ValueError(RELEASED_IN_TRAINING)
+        self.mask_schedule = schedule_name(self.mask_schedule, TRAINING_SCHEDULE_ALIASES)
         for f in fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:

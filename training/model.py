@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from stablepose_core.model.adapter import StablePoseAdapter
-from stablepose_core.model.masks import MaskSettings, pmsa_masks, training_loss_mask
+from stablepose_core.model.masks import TRAINING, MaskSettings, pmsa_masks, training_loss_mask
 from stablepose_host import import_comfy
 
 from .diffusion import alphas_cumprod, pose_weighted_mse, q_sample
@@ -63,7 +63,7 @@ class StablePoseTrainer(nn.Module):
         adapter: StablePoseAdapter,
         unet: nn.Module,
         alpha: float,
-        mask_schedule: str = "released_train",
+        mask_schedule: str = TRAINING,
         train_decoder: bool = False,
         checkpoint_decoder: bool = False,
     ):

@@ -27,8 +27,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from stablepose_core.detect.backends import backend_statuses, create_detector
-from stablepose_core.poses.keypoints import COCO17_LIMBS, COCO17_NAMES
+from stablepose_core.atomic import atomic_write
+from stablepose_core.detect.backends import PoseDetector, backend_statuses, create_detector
+from stablepose_core.poses.keypoints import COCO17_LIMBS, COCO17_NAMES, PoseKeypoints
 from stablepose_host import find_comfyui
 
 from .data import IMAGE_EXTENSIONS, CaptionLookup, DatasetError, has_pose
@@ -78,65 +79,76 @@ def prepare(
     if output_dir.resolve() == images_dir.resolve():
         raise DatasetError("the output folder must differ from the images folder")
     lookup = CaptionLookup(images_dir, captions)
-    roots = weight_roots(weights_dirs or [])
-    available = [s.name for s in backend_statuses(roots) if s.available]
-    if not available:
-        raise RuntimeError("no pose detector can run: the built-in BlazePose files are missing (reinstall the pack)")
-    detector = create_detector(backend or available[0], roots, device)
+    detector = _detector(backend, weights_dirs or [], device)
     counts: Counter = Counter()
-    entries, annotations = [], []
+    coco: dict[str, list] = {"images": [], "annotations": [], "categories": [COCO_PERSON]}
     try:
         for image_id, path in enumerate(tqdm(images, unit="image")):
-            try:
-                with Image.open(path) as opened:
-                    pixels = np.asarray(opened.convert("RGB"))
-            except (OSError, ValueError) as error:
-                log.warning("skipping %s: unreadable (%s)", path, error)
-                counts["unreadable"] += 1
-                continue
-            pose = detector(pixels)
-            if not has_pose(pose):
-                counts["no person"] += 1
+            pose = _detect(detector, path, counts)
+            if pose is None:
                 continue
             relative = Path("images") / path.relative_to(images_dir)
             _place(path, output_dir / relative, link)
             caption = lookup(path)
             counts["no caption"] += caption is None
-            entries.append(
-                {
-                    "id": image_id,
-                    "file_name": relative.as_posix(),
-                    "width": pose.width,
-                    "height": pose.height,
-                    "caption": caption or "",
-                }
-            )
-            for person, visible in zip(pose.keypoints, pose.visible, strict=True):
-                annotations.append(
-                    {
-                        "id": len(annotations),
-                        "image_id": image_id,
-                        "category_id": 1,
-                        "iscrowd": 0,
-                        "num_keypoints": int(visible.sum()),
-                        "keypoints": [round(float(v), 3) for v in person.ravel()],
-                    }
-                )
+            _add_image(coco, image_id, relative, pose, caption or "")
             counts["kept"] += 1
     finally:
         detector.close()
-    category = {
-        "id": 1,
-        "name": "person",
-        "keypoints": list(COCO17_NAMES),
-        "skeleton": [[a + 1, b + 1] for a, b in COCO17_LIMBS],
-    }  # COCO's skeleton is 1-based
-    coco = {"images": entries, "annotations": annotations, "categories": [category]}
-    output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / ".keypoints.json.tmp"
-    tmp.write_text(json.dumps(coco), encoding="utf-8")
-    tmp.replace(output_dir / "keypoints.json")
+    with atomic_write(output_dir / "keypoints.json") as tmp:
+        tmp.write_text(json.dumps(coco), encoding="utf-8")
     return counts
+
+
+# COCO's person category; its skeleton is 1-based
+COCO_PERSON = {
+    "id": 1,
+    "name": "person",
+    "keypoints": list(COCO17_NAMES),
+    "skeleton": [[a + 1, b + 1] for a, b in COCO17_LIMBS],
+}
+
+
+def _detector(backend: str, weights_dirs: list[str], device: str) -> PoseDetector:
+    roots = weight_roots(weights_dirs)
+    available = [s.name for s in backend_statuses(roots) if s.available]
+    if not available:
+        raise RuntimeError("no pose detector can run: the built-in BlazePose files are missing (reinstall the pack)")
+    return create_detector(backend or available[0], roots, device)
+
+
+def _detect(detector: PoseDetector, path: Path, counts: Counter) -> PoseKeypoints | None:
+    """The image's people, or None (counted as ``unreadable`` or ``no person``)."""
+    try:
+        with Image.open(path) as opened:
+            pixels = np.asarray(opened.convert("RGB"))
+    except (OSError, ValueError) as error:
+        log.warning("skipping %s: unreadable (%s)", path, error)
+        counts["unreadable"] += 1
+        return None
+    pose = detector(pixels)
+    if not has_pose(pose):
+        counts["no person"] += 1
+        return None
+    return pose
+
+
+def _add_image(coco: dict[str, list], image_id: int, relative: Path, pose: PoseKeypoints, caption: str) -> None:
+    """Append the image and one annotation per person to the COCO ``images`` and ``annotations`` lists."""
+    size = {"width": pose.width, "height": pose.height}
+    coco["images"].append({"id": image_id, "file_name": relative.as_posix(), **size, "caption": caption})
+    annotations = coco["annotations"]
+    for person, visible in zip(pose.keypoints, pose.visible, strict=True):
+        annotations.append(
+            {
+                "id": len(annotations),
+                "image_id": image_id,
+                "category_id": 1,
+                "iscrowd": 0,
+                "num_keypoints": int(visible.sum()),
+                "keypoints": [round(float(v), 3) for v in person.ravel()],
+            }
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,8 @@ const findWidget = (node, name) => node.widgets?.find((widget) => widget.name ==
 
 function notify(message) {
   const toast = app.extensionManager?.toast;
-  if (toast) toast.add({ severity: "error", summary: "Stable-Pose Editor", detail: message, life: 8000 });
-  else window.alert(`Stable-Pose Editor: ${message}`);
+  if (toast) toast.add({ severity: "error", summary: "Edit Poses (Stable-Pose)", detail: message, life: 8000 });
+  else window.alert(`Edit Poses (Stable-Pose): ${message}`);
 }
 
 async function fetchSpec(size) {

@@ -3,7 +3,8 @@
 Backends (none downloads anything; each is offered only when it can run):
 
 * ``blazepose`` (default): MediaPipe's BlazePose (full) networks shipped with the pack and run in PyTorch
-  (:mod:`.blazepose`), one person, BlazePose-33 mapped to COCO-17 with each landmark's visibility as confidence.
+  (:mod:`.blazepose`), one person, BlazePose-33 mapped to COCO-17 with each landmark's visibility as confidence,
+  and its world landmarks as the pose's 3D points (:attr:`PoseKeypoints.world`).
   Works on every Python ComfyUI runs on, needs no extra package. ``mediapipe``, its name before the pack
   embedded the networks, is accepted for saved workflows and gives the same detector.
 * ``openpose``: controlnet_aux's OpenPose body estimator (multi-person) from a local ``body_pose_model.pth``,
@@ -75,17 +76,24 @@ class BlazePoseDetector:
 
     def detect(self, images: Sequence[np.ndarray]) -> list[PoseKeypoints]:
         images = [rgb_uint8(image) for image in images]
-        poses = []
-        for image, landmarks in zip(images, self._model.detect(images), strict=True):
-            height, width = image.shape[:2]
-            if landmarks is None:
-                poses.append(PoseKeypoints.empty(width, height))
-            else:
-                poses.append(PoseKeypoints(to_coco17(landmarks[None], "blazepose33"), width, height))
-        return poses
+        return [
+            _blazepose_keypoints(image, landmarks)
+            for image, landmarks in zip(images, self._model.detect(images), strict=True)
+        ]
 
     def close(self) -> None:
         self._model = None
+
+
+def _blazepose_keypoints(image: np.ndarray, landmarks: np.ndarray | None) -> PoseKeypoints:
+    """BlazePose's (33, 6) landmarks (or None) -> one person's COCO-17 joints and world joints (x, y, z metres, c)."""
+    height, width = image.shape[:2]
+    if landmarks is None:
+        return PoseKeypoints.empty(width, height)
+    world = np.concatenate([landmarks[:, 3:], landmarks[:, 2:3]], axis=1)  # x, y, z (metres), visibility
+    return PoseKeypoints(
+        to_coco17(landmarks[None, :, :3], "blazepose33"), width, height, to_coco17(world[None], "blazepose33")
+    )
 
 
 class OpenPoseBodyDetector:

@@ -12,7 +12,10 @@ converted losslessly to fp16 safetensors by ``tools/convert_blazepose.py`` and r
    kp0 → kp1 points up;
 3. that square warped to 256² (``cv2.warpPerspective``, replicated border, values in [0, 1]); the person is
    present when the pose flag is >= 0.5; 33 landmarks (x, y / 256, visibility = sigmoid) refined on the 64²
-   heat map (9 × 9 window, sigmoid-weighted mean where its maximum is >= 0.5) and projected back to the image.
+   heat map (9 × 9 window, sigmoid-weighted mean where its maximum is >= 0.5) and projected back to the image;
+4. the 33 world landmarks (metres, origin at the hips' centre) turned from the crop's axes back to the image's
+   by the region's rotation (MediaPipe's WorldLandmarkProjection): x to the image right, y down, z away from
+   the camera.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ MIN_DETECTION_SCORE, SCORE_CLIP, NMS_IOU = 0.5, 100.0, 0.3
 ROI_SCALE = 1.25
 MIN_POSE_PRESENCE = 0.5
 NUM_LANDMARKS, LANDMARK_VALUES = 39, 5  # 33 body landmarks + 6 auxiliary; x, y, z, visibility, presence
+WORLD_VALUES = 3  # the world-landmark head: x, y, z in metres for the same 39 landmarks
 # MediaPipe 0.10.14's pose graph leaves the refinement window at the calculator's default, 9 × 9 (measured).
 HEATMAP_KERNEL, MIN_REFINE_CONFIDENCE = 9, 0.5
 
@@ -135,6 +139,14 @@ def project(local: np.ndarray, rect: RotatedRect) -> np.ndarray:
     return np.stack([(cos * x - sin * y) * rect.width + rect.x, (sin * x + cos * y) * rect.height + rect.y], axis=1)
 
 
+def project_world(local: np.ndarray, rect: RotatedRect) -> np.ndarray:
+    """World landmarks in the axes of a :func:`crop` of ``rect`` -> the image's axes: x, y turned by the region's
+    rotation, z kept (MediaPipe's WorldLandmarkProjectionCalculator)."""
+    cos, sin = math.cos(rect.rotation), math.sin(rect.rotation)
+    x, y, z = local[:, 0], local[:, 1], local[:, 2]
+    return np.stack([cos * x - sin * y, sin * x + cos * y, z], axis=1)
+
+
 @contextmanager
 def one_cpu_thread(device: torch.device) -> Iterator[None]:
     """On CPU, run with one intra-op thread, then restore the setting. The networks' ops are tiny: with a thread
@@ -151,8 +163,9 @@ def one_cpu_thread(device: torch.device) -> Iterator[None]:
 
 
 class BlazePose:
-    """Single-person BlazePose: RGB uint8 image -> (33, 3) landmarks (x, y in pixels, visibility) or None; a batch
-    of images (:meth:`detect`, any sizes) goes through each network in one call."""
+    """Single-person BlazePose: RGB uint8 image -> (33, 6) landmarks or None: x, y in pixels, visibility, then
+    the world landmark x, y, z in metres; a batch of images (:meth:`detect`, any sizes) goes through each network
+    in one call."""
 
     def __init__(self, device: str | torch.device = "cpu", model_dir: str | os.PathLike = MODEL_DIR) -> None:
         self.device = torch.device(device)
@@ -181,26 +194,17 @@ class BlazePose:
         ]
 
     def landmarks(self, images: Sequence[np.ndarray], rects: Sequence[RotatedRect]) -> list[np.ndarray | None]:
-        """The 33 landmarks inside each ``rect`` (one network call), projected to image pixels, or None where no
-        pose is present."""
+        """The 33 landmarks inside each ``rect`` (one network call), projected to image pixels, with their world
+        landmarks (the class's six columns), or None where no pose is present."""
         pixels = [
             crop(image, rect, LANDMARK_SIZE, cv2.BORDER_REPLICATE, (0, 1))
             for image, rect in zip(images, rects, strict=True)
         ]
-        raws, flags, heatmaps = self._run(self.landmarker, pixels)
-        found = []
-        for raw, flag, heatmap, rect in zip(raws, flags, heatmaps, rects, strict=True):
-            if float(flag.reshape(-1)[0]) < MIN_POSE_PRESENCE:
-                found.append(None)
-                continue
-            raw = raw.reshape(NUM_LANDMARKS, LANDMARK_VALUES)
-            points = project(refine_from_heatmap(raw[:, :2] / LANDMARK_SIZE, heatmap)[:33], rect)
-            visibility = 1.0 / (1.0 + np.exp(-raw[:33, 3].astype(np.float64)))
-            found.append(np.concatenate([points, visibility[:, None]], axis=1).astype(np.float32))
-        return found
+        outputs = self._run(self.landmarker, pixels)
+        return [_landmark_rows(*per_image, rect) for *per_image, rect in zip(*outputs, rects, strict=True)]
 
     def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray | None]:
-        """Each image's landmarks (33, 3) or None; two network calls for the whole batch."""
+        """Each image's landmarks (33, 6) or None; two network calls for the whole batch."""
         rects = self.regions_of_interest(images)
         present = [index for index, rect in enumerate(rects) if rect is not None]
         found: list[np.ndarray | None] = [None] * len(images)
@@ -212,6 +216,19 @@ class BlazePose:
 
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
         return self.detect([image])[0]
+
+
+def _landmark_rows(
+    raw: np.ndarray, flag: np.ndarray, heatmap: np.ndarray, world: np.ndarray, rect: RotatedRect
+) -> np.ndarray | None:
+    """One image's landmark network outputs -> (33, 6) landmarks in pixels and metres, or None (no pose)."""
+    if float(flag.reshape(-1)[0]) < MIN_POSE_PRESENCE:
+        return None
+    raw = raw.reshape(NUM_LANDMARKS, LANDMARK_VALUES)
+    points = project(refine_from_heatmap(raw[:, :2] / LANDMARK_SIZE, heatmap)[:33], rect)
+    visibility = 1.0 / (1.0 + np.exp(-raw[:33, 3].astype(np.float64)))
+    world = project_world(world.reshape(NUM_LANDMARKS, WORLD_VALUES)[:33], rect)
+    return np.concatenate([points, visibility[:, None], world], axis=1).astype(np.float32)
 
 
 def _region(keypoints: np.ndarray | None, width: int, height: int) -> RotatedRect | None:

@@ -24,20 +24,32 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
+from ..atomic import atomic_create
 from ..detect.backends import backend_statuses, create_detector
-from ..poses.keypoints import COCO17_NAMES, PoseKeypoints
-from .coco_metrics import AREA_CHOICES, check_detections, evaluate_keypoints, is_person, labelled_joints
-from .score import score_image
+from ..poses.keypoints import COCO17_NAMES, MAX_CANVAS_SIZE, PoseKeypoints
+from .coco_metrics import (
+    AREA_CHOICES,
+    check_detections,
+    evaluate_keypoints,
+    finite_numbers,
+    is_person,
+    labelled_joints,
+)
+from .score import MAX_PEOPLE_PER_IMAGE, score_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 PERSON_CATEGORY = {"id": 1, "name": "person", "keypoints": list(COCO17_NAMES)}
+JOINTS = len(COCO17_NAMES)
+MAX_IMAGE_SIDE = MAX_CANVAS_SIZE  # a ground-truth image side, in pixels
+RESULT_FILES = ("detections.json", "metrics.json")  # written by write_results, as one set
 Item = TypeVar("Item")
 
 
@@ -60,29 +72,94 @@ def progress(items: Iterable[Item], total: int, description: str) -> Iterator[It
 # ----- ground truth -----
 
 
+def _read_json(path: Path, flag: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise EvaluationError(f"{flag} {path}: nested too deeply to be COCO JSON") from None
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
+        raise EvaluationError(f"{flag} {path}: cannot read a JSON file ({error})") from None
+
+
 def load_ground_truth(path: Path) -> dict[str, Any]:
     """The COCO keypoint file, checked, with ``bbox``/``area``/``iscrowd``/``num_keypoints``/``categories``
     filled in where missing (from the labelled keypoints)."""
-    try:
-        dataset = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise EvaluationError(f"--annotations {path}: cannot read a JSON file ({error})") from error
+    dataset = _read_json(path, "--annotations")
     if not isinstance(dataset, dict) or not isinstance(dataset.get("images"), list):
         raise EvaluationError(f"--annotations {path}: not a COCO file (no 'images' list)")
-    for index, image in enumerate(dataset["images"]):
-        missing = {"id", "file_name", "width", "height"} - set(image)
-        if missing:
-            raise EvaluationError(f"--annotations {path}: images[{index}] lacks {sorted(missing)}")
-    images = {image["id"] for image in dataset["images"]}
-    dataset.setdefault("annotations", [])
+    if not isinstance(dataset.setdefault("annotations", []), list):
+        raise EvaluationError(f"--annotations {path}: 'annotations' must be a list")
+    try:
+        _check_images(dataset["images"])
+        _check_annotations(dataset["annotations"], {image["id"] for image in dataset["images"]})
+    except EvaluationError as error:
+        raise EvaluationError(f"--annotations {path}: {error}") from None
     dataset.setdefault("categories", [PERSON_CATEGORY])
     for index, annotation in enumerate(dataset["annotations"]):
-        if annotation.get("image_id") not in images or len(annotation.get("keypoints", ())) != 3 * len(COCO17_NAMES):
-            raise EvaluationError(
-                f"--annotations {path}: annotations[{index}] needs an image_id of 'images' and 17 [x, y, v] keypoints"
-            )
         _complete(annotation, index)
     return dataset
+
+
+def _whole(value: Any, low: int = -(2**63), high: int = 2**63 - 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _inside_folder(name: Any) -> bool:
+    """A relative file name that stays inside its folder (no absolute path, drive or ``..``)."""
+    if not isinstance(name, str) or not name.strip() or "\0" in name:
+        return False
+    windows = PureWindowsPath(name)  # splits on both separators
+    return not (windows.is_absolute() or windows.drive or windows.root or ".." in windows.parts)
+
+
+def _check_images(images: list[Any]) -> None:
+    """Each image an object with a unique whole-number id, a relative file_name and a size in pixels."""
+    seen: set[int] = set()
+    for index, image in enumerate(images):
+        if not isinstance(image, dict):
+            raise EvaluationError(f"images[{index}] must be an object {{id, file_name, width, height}}")
+        missing = {"id", "file_name", "width", "height"} - set(image)
+        if missing:
+            raise EvaluationError(f"images[{index}] lacks {sorted(missing)}")
+        if not _whole(image["id"]):
+            raise EvaluationError(f"images[{index}]: id must be a whole number, got {image['id']!r:.60}")
+        if image["id"] in seen:
+            raise EvaluationError(f"images[{index}]: id {image['id']} appears twice; image ids must be unique")
+        seen.add(image["id"])
+        if not _inside_folder(image["file_name"]):
+            raise EvaluationError(
+                f"images[{index}]: file_name must be a relative name inside --images (no '..', not absolute), "
+                f"got {image['file_name']!r:.80}"
+            )
+        for side in ("width", "height"):
+            if not _whole(image[side], 1, MAX_IMAGE_SIDE):
+                raise EvaluationError(
+                    f"images[{index}]: {side} must be a whole number of pixels in 1..{MAX_IMAGE_SIDE}, "
+                    f"got {image[side]!r:.60}"
+                )
+
+
+def _check_annotations(annotations: list[Any], images: set[int]) -> None:
+    """Each annotation an object naming an image, with 17 ``[x, y, v]`` finite numbers; a cap per image."""
+    people: Counter[int] = Counter()
+    for index, annotation in enumerate(annotations):
+        if not isinstance(annotation, dict) or not _whole(annotation.get("image_id")):
+            raise EvaluationError(f"annotations[{index}] must be an object with an image_id of 'images'")
+        if annotation["image_id"] not in images or not finite_numbers(annotation.get("keypoints"), 3 * JOINTS):
+            raise EvaluationError(
+                f"annotations[{index}] needs an image_id of 'images' and 17 [x, y, v] keypoints (finite numbers)"
+            )
+        people[annotation["image_id"]] += 1
+    _check_people_per_image(people, "annotations")
+
+
+def _check_people_per_image(people: Counter[int], what: str) -> None:
+    crowded = [(image, count) for image, count in people.items() if count > MAX_PEOPLE_PER_IMAGE]
+    if crowded:
+        image, count = crowded[0]
+        raise EvaluationError(
+            f"image {image} has {count} {what}; at most {MAX_PEOPLE_PER_IMAGE} people per image are scored"
+        )
 
 
 def _complete(annotation: dict[str, Any], index: int) -> None:
@@ -155,8 +232,8 @@ def _read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as opened:
             return np.asarray(opened.convert("RGB"))
-    except (OSError, ValueError) as error:
-        raise EvaluationError(f"{path}: cannot read the image ({error})") from error
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # the bomb error is neither
+        raise EvaluationError(f"{path}: cannot read the image ({error})") from None
 
 
 def pose_to_results(pose: PoseKeypoints, image_id: int) -> list[dict[str, Any]]:
@@ -174,18 +251,16 @@ def pose_to_results(pose: PoseKeypoints, image_id: int) -> list[dict[str, Any]]:
 
 
 def load_detections(path: Path, ground_truth: dict[str, Any]) -> list[dict[str, Any]]:
-    try:
-        detections = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise EvaluationError(f"--detections {path}: cannot read a JSON file ({error})") from error
+    detections = _read_json(path, "--detections")
     if not isinstance(detections, list) or not all(isinstance(entry, dict) for entry in detections):
         raise EvaluationError(f"--detections {path}: expected a COCO results list [{{image_id, keypoints, score}}]")
     for detection in detections:
         detection.setdefault("category_id", PERSON_CATEGORY["id"])
     try:
         check_detections(ground_truth, detections)
+        _check_people_per_image(Counter(detection["image_id"] for detection in detections), "detections")
     except ValueError as error:
-        raise EvaluationError(f"--detections {path}: {error}") from error
+        raise EvaluationError(f"--detections {path}: {error}") from None
     return detections
 
 
@@ -218,7 +293,44 @@ def _pose(people: list[list[float]], width: int, height: int) -> PoseKeypoints:
 # ----- command line -----
 
 
+def check_out(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an ``--out`` that is a file, holds an input, or holds an earlier run's results."""
+    out = args.out.resolve()
+    if args.out.exists() and not args.out.is_dir():
+        raise EvaluationError(f"--out {args.out}: is a file; give a folder for the results")
+    for flag, given in (
+        ("--annotations", args.annotations),
+        ("--detections", args.detections),
+        ("--images", args.images),
+    ):
+        if given is not None and (given.resolve() == out or out in given.resolve().parents):
+            raise EvaluationError(f"--out {args.out} holds the {flag} input; write the results to another folder")
+    earlier = [name for name in RESULT_FILES if os.path.lexists(args.out / name)]
+    if earlier:
+        raise EvaluationError(
+            f"--out {args.out} already holds {' and '.join(earlier)} of an earlier run; choose a new folder "
+            "(results are never overwritten)"
+        )
+
+
+def write_results(out: Path, results: dict[str, str]) -> None:
+    """Write ``{file name: text}`` into ``out`` as one set: each file whole, never replacing one, and on any
+    failure none of them is left."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        for name, text in results.items():
+            with atomic_create(out / name) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+            written.append(out / name)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    check_out(args)
     ground_truth = load_ground_truth(args.annotations)
     if args.detections is not None:
         detections = load_detections(args.detections, ground_truth)
@@ -234,8 +346,6 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         files = match_images(ground_truth["images"], args.images)
         detections = detect(ground_truth, files, backend, roots, args.device)
         detector = backend
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "detections.json").write_text(json.dumps(detections), encoding="utf-8")
     metrics: dict[str, Any] = evaluate_keypoints(ground_truth, detections, args.area, args.released_cap)
     metrics |= {
         "OKS": mean_oks(ground_truth, detections),
@@ -246,7 +356,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "area": args.area,
         "cap_variant": "released" if args.released_cap else "correct",
     }
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    texts = (json.dumps(detections), json.dumps(metrics, indent=2) + "\n")
+    write_results(args.out, dict(zip(RESULT_FILES, texts, strict=True)))
     return metrics
 
 
@@ -281,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         metrics = evaluate(args)
-    except (EvaluationError, RuntimeError, ImportError) as error:
+    except (EvaluationError, RuntimeError, ImportError, OSError) as error:  # OSError: e.g. --out not writable
         print(f"error: {error}", file=sys.stderr)
         return 2
     oks = "n/a" if metrics["OKS"] is None else f"{metrics['OKS']:.3f}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -167,14 +168,36 @@ def people_count_error(ground_truth: dict[str, Any], detections: Sequence[dict[s
     return float(np.mean([abs(truths[image] - found[image]) for image in truths])) if truths else 0.0
 
 
+def _finite(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+def finite_numbers(values: Any, count: int | None = None) -> bool:
+    """Whether ``values`` is a list of ``count`` (any, if None) finite JSON numbers (bools are not numbers)."""
+    return isinstance(values, list) and (count is None or len(values) == count) and all(map(_finite, values))
+
+
 def check_detections(ground_truth: dict[str, Any], detections: Sequence[dict[str, Any]]) -> None:
-    """Every detection names an image of the ground truth and has 17 (x, y, score) keypoints and a score."""
+    """Every detection names an image of the ground truth and has 17 (x, y, score) finite keypoints and a finite
+    numeric score."""
     images = {image["id"] for image in ground_truth["images"]}
     for index, detection in enumerate(detections):
-        if detection.get("image_id") not in images:
-            raise ValueError(f"detection {index}: image_id {detection.get('image_id')!r} is not in the ground truth")
-        if len(detection.get("keypoints", ())) != 3 * len(COCO17_SIGMAS) or "score" not in detection:
-            raise ValueError(f"detection {index}: needs 'keypoints' ([x, y, score] × 17 COCO joints) and 'score'")
+        if not isinstance(detection, dict):
+            raise ValueError(f"detection {index}: must be an object {{image_id, keypoints, score}}")
+        image_id = detection.get("image_id")
+        if isinstance(image_id, list | dict) or image_id not in images:
+            raise ValueError(f"detection {index}: image_id {image_id!r} is not in the ground truth")
+        keypoints, score = detection.get("keypoints"), detection.get("score")
+        if not finite_numbers(keypoints, 3 * len(COCO17_SIGMAS)) or not finite_numbers([score]):
+            raise ValueError(
+                f"detection {index}: needs 'keypoints' ([x, y, score] × 17 COCO joints, finite numbers) and a "
+                f"numeric 'score', got keypoints {str(keypoints)[:60]} and score {score!r}"
+            )
 
 
 def evaluate_keypoints(

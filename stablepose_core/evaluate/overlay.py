@@ -56,7 +56,7 @@ def draw_score_overlay(
             color = similarity_color(joint.similarity)
             cv2.line(canvas, start, end, color, max(1, thickness // 3), cv2.LINE_AA)
             cv2.circle(canvas, end, max(2, thickness // 2), color, -1, cv2.LINE_AA)
-    _caption(canvas, f"OKS {score.oks:.2f}  people {score.people_found}/{score.people_target}")
+    draw_caption(canvas, f"OKS {score.oks:.2f}  people {score.people_found}/{score.people_target}")
     return canvas
 
 
@@ -70,7 +70,8 @@ def _cross(canvas: np.ndarray, centre: tuple[int, int], size: int, thickness: in
         cv2.line(canvas, (x - dx, y - size), (x + dx, y + size), MISSING_COLOR, thickness, cv2.LINE_AA)
 
 
-def _caption(canvas: np.ndarray, text: str) -> None:
+def draw_caption(canvas: np.ndarray, text: str) -> None:
+    """White ``text`` on a black box in the top-left corner of ``canvas`` (uint8 RGB), in place; sized to the canvas."""
     scale = max(0.4, min(canvas.shape[:2]) / 700)
     weight = max(1, round(scale * 2))
     (text_width, text_height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)

@@ -15,6 +15,9 @@ import numpy as np
 from ..poses.keypoints import COCO17_NAMES, PoseKeypoints
 from .oks import joint_similarity, match_people, oks_matrix
 
+# People per image (target and detected each): the similarity of every pair is computed (targets × detected × 17).
+MAX_PEOPLE_PER_IMAGE = 500
+
 
 @dataclass(frozen=True)
 class JointScore:
@@ -82,11 +85,18 @@ def score_image(target: PoseKeypoints, detected: PoseKeypoints) -> ImageScore:
             f"target canvas {target.width}x{target.height} differs from the detected {detected.width}x"
             f"{detected.height}: scale the target onto the image first (PoseKeypoints.scale_to)"
         )
+    for name, pose in (("target", target), ("detected", detected)):
+        if pose.num_people > MAX_PEOPLE_PER_IMAGE:
+            raise ValueError(
+                f"the {name} pose has {pose.num_people} people; scoring compares every target with every detected "
+                f"person, so at most {MAX_PEOPLE_PER_IMAGE} per image are scored"
+            )
     targets, found = people_with_joints(target), people_with_joints(detected)
     if not targets:
         raise ValueError("the target pose has no person with a visible joint: give a pose with at least one person")
+    target_visible, detected_visible = target.visible, detected.visible  # once: each call computes every person
     similarity = joint_similarity(
-        target.keypoints[targets], target.visible[targets], detected.keypoints[found], detected.visible[found]
+        target.keypoints[targets], target_visible[targets], detected.keypoints[found], detected_visible[found]
     )
     oks = oks_matrix(similarity)
     partner = dict(match_people(oks))
@@ -94,9 +104,9 @@ def score_image(target: PoseKeypoints, detected: PoseKeypoints) -> ImageScore:
     for row, index in enumerate(targets):
         column = partner.get(row)
         joints = []
-        for joint in np.flatnonzero(target.visible[index]):
+        for joint in np.flatnonzero(target_visible[index]):
             error = None
-            if column is not None and detected.visible[found[column], joint]:
+            if column is not None and detected_visible[found[column], joint]:
                 offset = detected.keypoints[found[column], joint, :2] - target.keypoints[index, joint, :2]
                 error = float(np.hypot(*offset))
             value = 0.0 if column is None else float(similarity[row, column, joint])

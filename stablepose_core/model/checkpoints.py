@@ -21,6 +21,7 @@ import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import safetensors
 import safetensors.torch
 import torch
@@ -93,11 +94,19 @@ def _load_pickle(path: Path) -> object:
             f"{path}: refused: the pickle asks to run code or build objects a weights file never holds "
             f"({', '.join(sorted(refused))}); do not use this file"
         )
-    placeholders = [
-        (type(name.rpartition(".")[2], (_Opaque,), {"__module__": name.rpartition(".")[0]}), name) for name in names
-    ]
-    with torch.serialization.safe_globals(placeholders):
+    # numpy's dtype classes stay real (inert types): a host may allow-list the real ``numpy.dtype`` (ComfyUI does),
+    # which then builds dtype instances of these classes
+    dtypes = [cls for name in dir(np.dtypes) if isinstance(cls := getattr(np.dtypes, name), type)]
+    with torch.serialization.safe_globals([*dtypes, *(_stand_in(name) for name in names)]):
         return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+
+
+def _stand_in(name: str) -> type | tuple[type, str]:
+    """What a global of the pickle becomes: numpy's dtype classes themselves, anything else an inert class."""
+    module, _, attribute = name.rpartition(".")
+    if module == "numpy.dtypes" and isinstance(getattr(np.dtypes, attribute, None), type):
+        return getattr(np.dtypes, attribute)
+    return type(attribute, (_Opaque,), {"__module__": module}), name
 
 
 class _Opaque:

@@ -7,7 +7,7 @@ import torch
 from .masks import LATENT_SCALE
 from .pmsa import patch_grid_masks
 
-TINT = torch.tensor([0.15, 0.55, 1.0])  # masked-out area is darkened, the pose region tinted blue
+TINT = torch.tensor([0.15, 0.55, 1.0])  # masked-out area is darkened, the pose mask tinted blue
 GRID_COLOUR = torch.tensor([0.35, 0.35, 0.35])
 
 

@@ -7,18 +7,22 @@ its patch grid. Released behaviour, measured by running the official code:
 
 - evaluation (``eval_pose.py``, the paper's numbers): threshold -0.99, kernels [23, 13]; unconditional rows
   are unmasked; the [uncond; cond] concatenation the DDIM sampler builds and the ViT's split by batch size
-  give ViT layer 0 the k=23 mask on cond rows and layer 1 the k=13 mask on cond rows: schedule ``released``
-  (``paper`` is the same: the paper's coarse-to-fine intent).
+  give ViT layer 0 the k=23 mask on cond rows and layer 1 the k=13 mask on cond rows: schedule ``evaluation``
+  (also the paper's stated coarse-to-fine intent).
 - training (``get_input``): threshold ``> -1`` on every row, layer 0 ← k=23, layer 1 ← k=13, loss ← k=13.
   The blurred -1 background is not exactly -1 in float32 (about -0.99999982 for k=23), so layer 0 covers
-  the whole frame; k=13 sums exactly and gives the blur's support. ``released_train`` reproduces this.
+  the whole frame; k=13 sums exactly and gives the blur's support. Schedule ``training`` reproduces this.
 
-These names are the pack's one vocabulary (nodes, training, docs); ``unmasked`` turns PMSA's masks off.
-Schedules other than ``released_train`` compare the blur of the *shifted* image ``pose + 1`` (background exactly
-0) against ``threshold + 1``, so float roundoff cannot flip a background pixel.
+:data:`SCHEDULES` is the pack's one table of names (nodes, training, docs); ``unmasked`` turns PMSA's masks off.
+Earlier names stay accepted (:data:`SCHEDULE_ALIASES`: saved workflows say ``released`` or ``paper``, training
+configs ``released_train``). Schedules other than ``training`` compare the blur of the *shifted* image
+``pose + 1`` (background exactly 0) against ``threshold + 1``, so float roundoff cannot flip a background pixel.
+
+Vocabulary: *pose masks* are these blurred-pose masks (one per kernel); the *region* is the user's MASK that
+Apply Adapter (Stable-Pose) multiplies the residuals by (``nodes/stable_pose_patch.py``), unrelated to PMSA.
 
 Empty pose (nothing drawn in a row): its mask would be empty, which in the released code makes every pair
-disallowed and PMSA a plain average of all tokens. We instead leave such a row unmasked (no pose region, no
+disallowed and PMSA a plain average of all tokens. We instead leave such a row unmasked (nothing drawn, no
 constraint) and never produce NaN; ``PoseMaskPreview`` shows it as a full mask.
 """
 
@@ -38,28 +42,37 @@ TRAIN_THRESHOLD = -1.0  # official get_input: "> -1"
 # ones up to this many bytes (a matrix larger than the budget is used once and not kept).
 BLUR_CACHE_BYTES = 256 << 20
 
+EVALUATION, TRAINING, UNMASKED = "evaluation", "training", "unmasked"
 # Per schedule, per ViT layer: (kernel index used on cond rows, kernel index used on uncond rows); None = full.
 _SCHEDULES: dict[str, tuple[tuple[int | None, int | None], ...]] = {
-    "released": ((0, None), (1, None)),
-    "paper": ((0, None), (1, None)),
-    "released_train": ((0, 0), (1, 1)),
-    "unmasked": ((None, None), (None, None)),
+    EVALUATION: ((0, None), (1, None)),
+    TRAINING: ((0, 0), (1, 1)),
+    UNMASKED: ((None, None), (None, None)),
 }
 SCHEDULES = tuple(_SCHEDULES)
+# Names of earlier versions -> today's: the nodes' "released" and "paper" (one row), training's "released_train".
+SCHEDULE_ALIASES = {"released": EVALUATION, "paper": EVALUATION, "released_train": TRAINING}
+
+
+def schedule_name(name: str, aliases: dict[str, str] = SCHEDULE_ALIASES) -> str:
+    """Today's name of a schedule named by its name or an earlier one; ValueError naming the choices otherwise."""
+    name = aliases.get(name, name)
+    if name not in _SCHEDULES:
+        raise ValueError(f"unknown mask schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+    return name
 
 
 @dataclass(frozen=True)
 class MaskSettings:
     """How PMSA masks are built. Defaults reproduce the released evaluation (``eval_pose.py``)."""
 
-    schedule: str = "released"
+    schedule: str = EVALUATION
     kernels: tuple[int, ...] = (23, 13)
     sigma: float = 3.0
     threshold: float = EVAL_THRESHOLD
 
     def __post_init__(self) -> None:
-        if self.schedule not in _SCHEDULES:
-            raise ValueError(f"unknown mask schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        object.__setattr__(self, "schedule", schedule_name(self.schedule))  # an earlier name -> today's
         if len(self.kernels) < 2 or any(k < 1 or k % 2 == 0 for k in self.kernels):
             raise ValueError(f"mask kernels must be at least two odd sizes ≥ 1 (coarse, fine), got {self.kernels}")
         if not self.sigma > 0 or not math.isfinite(self.sigma):  # NaN fails both comparisons
@@ -69,19 +82,20 @@ class MaskSettings:
 
     @classmethod
     def for_schedule(cls, schedule: str) -> MaskSettings:
-        """The official settings of a schedule: ``released_train`` with official training's threshold ``> -1``
+        """The official settings of a schedule: ``training`` with official training's threshold ``> -1``
         (``get_input``), the others with the evaluation threshold."""
-        return cls(schedule, threshold=TRAIN_THRESHOLD if schedule == "released_train" else EVAL_THRESHOLD)
+        schedule = schedule_name(schedule)
+        return cls(schedule, threshold=TRAIN_THRESHOLD if schedule == TRAINING else EVAL_THRESHOLD)
 
     @property
     def exact_roundoff(self) -> bool:
         """Only the released training test ``> -1`` depends on float roundoff; reproduce it there."""
-        return self.schedule == "released_train"
+        return self.schedule == TRAINING
 
-    def pose_regions(self, pose_image: torch.Tensor, kernels: tuple[int, ...] | None = None) -> torch.Tensor:
-        """:func:`pose_region_masks` with these settings (all kernels unless ``kernels`` is given)."""
+    def pose_masks(self, pose_image: torch.Tensor, kernels: tuple[int, ...] | None = None) -> torch.Tensor:
+        """:func:`pose_masks` with these settings (all kernels unless ``kernels`` is given)."""
         kernels = self.kernels if kernels is None else kernels
-        return pose_region_masks(pose_image, kernels, self.sigma, self.threshold, self.exact_roundoff)
+        return pose_masks(pose_image, kernels, self.sigma, self.threshold, self.exact_roundoff)
 
 
 def gaussian_kernel1d(size: int, sigma: float) -> torch.Tensor:
@@ -168,7 +182,7 @@ def _blur_2d(images: torch.Tensor, kernel: int, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(images, (pad, pad, pad, pad), mode="reflect"), k2, groups=c)
 
 
-def pose_region_masks(
+def pose_masks(
     pose_image: torch.Tensor, kernels: tuple[int, ...], sigma: float, threshold: float, exact_roundoff: bool = False
 ) -> torch.Tensor:
     """(len(kernels), B, H/8, W/8) bool latent-grid masks of a (B, 3, H, W) pose image in [-1, 1].
@@ -194,27 +208,27 @@ def pmsa_masks(pose_image: torch.Tensor, is_uncond: torch.Tensor, settings: Mask
 
     ``is_uncond``: (B,) bool, True for rows sampled with the negative/empty prompt.
     """
-    return assemble_masks(settings.pose_regions(pose_image), is_uncond, settings)
+    return assemble_masks(settings.pose_masks(pose_image), is_uncond, settings)
 
 
-def assemble_masks(regions: torch.Tensor, is_uncond: torch.Tensor, settings: MaskSettings) -> torch.Tensor:
-    """Per-layer masks from precomputed :func:`pose_region_masks` (cheap: no blur), per the schedule."""
-    full = torch.ones_like(regions[0])
-    empty_rows = ~regions.flatten(2).any(dim=2)  # (K, B): nothing drawn -> unmasked
-    regions = regions | empty_rows[:, :, None, None]
-    uncond = is_uncond.to(regions.device)[:, None, None]
+def assemble_masks(by_kernel: torch.Tensor, is_uncond: torch.Tensor, settings: MaskSettings) -> torch.Tensor:
+    """Per-layer masks from precomputed :func:`pose_masks` ``by_kernel`` (cheap: no blur), per the schedule."""
+    full = torch.ones_like(by_kernel[0])
+    empty_rows = ~by_kernel.flatten(2).any(dim=2)  # (K, B): nothing drawn -> unmasked
+    by_kernel = by_kernel | empty_rows[:, :, None, None]
+    uncond = is_uncond.to(by_kernel.device)[:, None, None]
     layers = []
     for cond_kernel, uncond_kernel in _SCHEDULES[settings.schedule]:
-        cond_mask = full if cond_kernel is None else regions[cond_kernel]
-        uncond_mask = full if uncond_kernel is None else regions[uncond_kernel]
+        cond_mask = full if cond_kernel is None else by_kernel[cond_kernel]
+        uncond_mask = full if uncond_kernel is None else by_kernel[uncond_kernel]
         layers.append(torch.where(uncond, uncond_mask, cond_mask))
     return torch.stack(layers)
 
 
 def training_loss_mask(pose_image: torch.Tensor, settings: MaskSettings | None = None) -> torch.Tensor:
     """(B, 1, H/8, W/8) float fine mask (last kernel) for the α-weighted loss of official ``p_losses``."""
-    settings = settings or MaskSettings.for_schedule("released_train")
-    return settings.pose_regions(pose_image, settings.kernels[-1:])[0, :, None].float()
+    settings = settings or MaskSettings.for_schedule(TRAINING)
+    return settings.pose_masks(pose_image, settings.kernels[-1:])[0, :, None].float()
 
 
 def _check_pose_image(pose_image: torch.Tensor) -> None:

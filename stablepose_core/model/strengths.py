@@ -24,9 +24,19 @@ CURVES: dict[str, Callable[[float], float]] = {
 }
 
 
+MAX_STRENGTH = 10.0  # as Apply Stable-Pose's strength widget
+
+
 def _check_curve(curve: str) -> None:
     if curve not in CURVES:
         raise ValueError(f"unknown interpolation {curve!r}; choose one of {', '.join(CURVES)}")
+
+
+def _check_strength(what: str, value: float) -> None:
+    """A strength multiplier must be a number in 0..MAX_STRENGTH: NaN, inf or one that overflows float32
+    (``1e39``) would sample an all-NaN latent, a black image reported as a success."""
+    if not (isinstance(value, int | float) and 0.0 <= value <= MAX_STRENGTH):
+        raise ValueError(f"{what}: strength must be a number from 0 to {MAX_STRENGTH:g}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -42,23 +52,29 @@ class FrameStrengths:
         _check_curve(self.curve)
         if not self.keyframes:
             raise ValueError("frame strengths: give at least one value or keyframe")
+        for frame, strength in self.keyframes:
+            _check_strength(f"frame strengths, frame {frame}", strength)
+        if self.unlisted is not None:
+            _check_strength("frame strengths, unlisted frames", self.unlisted)
 
     @classmethod
     def parse(cls, text: str, curve: str = "linear") -> FrameStrengths:
         """``"0:1.0, 16:0.4, 31:1.0"`` (keyframes) or ``"1.0, 0.8, 0.6"`` (one value per frame)."""
         items = [item.strip() for item in text.replace("\n", ",").split(",") if item.strip()]
+        keyed = bool(items) and all(":" in item for item in items)
         try:
-            if items and all(":" in item for item in items):
-                pairs = [item.split(":", 1) for item in items]
-                return cls(tuple((int(f), float(s)) for f, s in pairs), curve)
-            if any(":" in item for item in items):
+            if keyed:
+                pairs = tuple((int(f), float(s)) for f, s in (item.split(":", 1) for item in items))
+            elif any(":" in item for item in items):
                 raise ValueError("mixes keyframes and plain values")
-            return cls(tuple(enumerate(float(item) for item in items)), curve, explicit=True)
+            else:
+                pairs = tuple(enumerate(float(item) for item in items))
         except ValueError as error:
             raise ValueError(
                 f"frame strengths {text!r}: {error}; write keyframes as 'frame:strength, ...' "
                 "(e.g. '0:1.0, 16:0.4, 31:1.0') or one strength per frame ('1.0, 0.8, ...')"
             ) from None
+        return cls(pairs, curve, explicit=not keyed)
 
     def values(self, frames: int) -> torch.Tensor:
         """(frames,) float32 multipliers; raises when the list or a keyframe does not fit a clip of ``frames``."""
@@ -114,6 +130,8 @@ class TimestepSegment:
             raise ValueError(
                 f"timestep keyframe: need 0 ≤ start_percent ≤ end_percent ≤ 1, got {self.start} and {self.end}"
             )
+        _check_strength("timestep keyframe, strength_start", self.strength_start)
+        _check_strength("timestep keyframe, strength_end", self.strength_end)
 
 
 @dataclass(frozen=True)

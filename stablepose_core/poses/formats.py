@@ -1,8 +1,8 @@
 """Keypoint layouts other tools use, and their index maps to and from COCO-17.
 
 This module also names COCO-17 itself (re-exported by :mod:`.keypoints`). Every converter works on float
-arrays shaped ``(people, joints, 3)`` holding ``(x, y, confidence)``; a joint a layout lacks is ``(0, 0, 0)``,
-as OpenPose writes it.
+arrays shaped ``(people, joints, 3)`` holding ``(x, y, confidence)``, or ``(people, joints, 4)`` holding 3D
+points ``(x, y, z, confidence)``; a joint a layout lacks is all zeros, as OpenPose writes it.
 
 * OpenPose BODY-18 (ControlNet's and comfyui_controlnet_aux's ``pose_keypoints_2d``): COCO-17 plus a neck at
   index 1 and a different order (right side before left).
@@ -70,13 +70,13 @@ _LAYOUTS: dict[str, tuple[str, ...]] = {
 
 def _check(points: np.ndarray, joints: int, layout: str) -> np.ndarray:
     points = np.asarray(points, dtype=np.float32)
-    if points.ndim != 3 or points.shape[1:] != (joints, 3):
-        raise PoseDataError(f"{layout} keypoints must be shaped (people, {joints}, 3), got {points.shape}")
+    if points.ndim != 3 or points.shape[1] != joints or points.shape[2] not in (3, 4):
+        raise PoseDataError(f"{layout} keypoints must be shaped (people, {joints}, 3 or 4), got {points.shape}")
     return points
 
 
 def to_coco17(points: np.ndarray, layout: str) -> np.ndarray:
-    """``(P, J, 3)`` in ``layout`` ('openpose18', 'body25' or 'blazepose33') -> ``(P, 17, 3)`` COCO-17."""
+    """``(P, J, 3 or 4)`` in ``layout`` ('openpose18', 'body25' or 'blazepose33') -> ``(P, 17, 3 or 4)`` COCO-17."""
     if layout not in _LAYOUTS:
         raise ValueError(f"unknown keypoint layout {layout!r}; expected one of {sorted(_LAYOUTS)}")
     names = _LAYOUTS[layout]
@@ -84,21 +84,23 @@ def to_coco17(points: np.ndarray, layout: str) -> np.ndarray:
 
 
 def _midpoint(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Midpoint of two ``(P, 3)`` joints, present only where both are above the visibility threshold."""
-    both = (a[:, 2] > VISIBILITY_THRESHOLD) & (b[:, 2] > VISIBILITY_THRESHOLD)
+    """Midpoint of two ``(P, 3 or 4)`` joints (confidence last), present only where both are above the visibility
+    threshold."""
+    both = (a[:, -1] > VISIBILITY_THRESHOLD) & (b[:, -1] > VISIBILITY_THRESHOLD)
     mid = np.zeros_like(a)
-    mid[:, :2] = (a[:, :2] + b[:, :2]) / 2
-    mid[:, 2] = np.minimum(a[:, 2], b[:, 2])
+    mid[:, :-1] = (a[:, :-1] + b[:, :-1]) / 2
+    mid[:, -1] = np.minimum(a[:, -1], b[:, -1])
     return np.where(both[:, None], mid, 0.0)
 
 
 def from_coco17(coco: np.ndarray, layout: str) -> np.ndarray:
-    """``(P, 17, 3)`` COCO-17 -> ``(P, J, 3)`` in ``layout`` ('openpose18' or 'body25'), deriving neck/mid-hip."""
+    """``(P, 17, 3 or 4)`` COCO-17 -> ``(P, J, 3 or 4)`` in ``layout`` ('openpose18' or 'body25'), deriving
+    neck/mid-hip."""
     if layout not in ("openpose18", "body25"):
         raise ValueError(f"cannot convert COCO-17 to {layout!r}; expected 'openpose18' or 'body25'")
     coco = _check(coco, len(COCO17_NAMES), "COCO-17")
     names = _LAYOUTS[layout]
-    out = np.zeros((coco.shape[0], len(names), 3), dtype=np.float32)
+    out = np.zeros((coco.shape[0], len(names), coco.shape[2]), dtype=np.float32)
     out[:, _index_of_coco17(names)] = coco
     joint = {name: coco[:, i] for i, name in enumerate(COCO17_NAMES)}
     out[:, names.index("neck")] = _midpoint(joint["left_shoulder"], joint["right_shoulder"])

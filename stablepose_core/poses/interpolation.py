@@ -23,6 +23,18 @@ from .keypoints import VISIBILITY_THRESHOLD
 from .sequence import PoseSequence
 
 CURVES = ("linear", "ease_in_out")
+# The most poses (frames × people) one clip may hold: ~6 MB of keypoints, ~30 MB as the editor route's JSON.
+# An unchecked request of a few KB could ask for gigabytes (100,000 frames × 50 people).
+MAX_CLIP_POSES = 50_000
+
+
+def check_clip_size(frames: int, people: int) -> None:
+    """Refuse a clip of more than :data:`MAX_CLIP_POSES` poses (frames × people), before any work."""
+    if frames * people > MAX_CLIP_POSES:
+        raise ValueError(
+            f"{frames} frames × {people} people = {frames * people} poses, more than the {MAX_CLIP_POSES} one clip "
+            "may hold; use fewer frames or people (or interpolate the clip in parts)"
+        )
 
 
 def ease(t: np.ndarray, curve: str) -> np.ndarray:
@@ -44,6 +56,7 @@ def _check_keys(keys: PoseSequence, key_frames: Sequence[int], num_frames: int) 
         raise ValueError(f"key frame numbers must be strictly increasing, got {frames.tolist()}")
     if frames[0] < 0 or frames[-1] >= num_frames:
         raise ValueError(f"key frame numbers must lie in 0..{num_frames - 1}, got {frames.tolist()}")
+    check_clip_size(num_frames, keys.num_people)
     return frames
 
 

@@ -10,16 +10,16 @@ the node outputs. Person k of every key is the same person (keys with fewer peop
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .interpolation import CURVES, interpolate_keys
+from .interpolation import CURVES, check_clip_size, interpolate_keys
 from .keypoints import COCO17_NAMES, PoseDataError, canvas_side, coco17_people
 from .sequence import JOINTS, PoseSequence
 
 KEYFRAMES_FORMAT = "stable-pose-coco17-keyframes"
-MAX_FRAMES = 100_000
+MAX_FRAMES = 100_000  # and at most MAX_CLIP_POSES poses (frames × people) in all
 
 
 def key_people(key: dict[str, Any]) -> np.ndarray:
@@ -37,8 +37,23 @@ def _positive_int(data: dict[str, Any], key: str, limit: int) -> int:
     return value
 
 
+class Keyframes(NamedTuple):
+    """A keyframe document read and checked: :func:`.interpolation.interpolate_keys`' arguments."""
+
+    keys: PoseSequence
+    key_frames: list[int]
+    frames: int
+    curve: str
+
+
 def clip_from_keyframes(data: Any) -> PoseSequence:
     """The clip of a keyframe document (a parsed JSON object); ``ValueError`` says what is wrong with it."""
+    return interpolate_keys(*read_keyframes(data))
+
+
+def read_keyframes(data: Any) -> Keyframes:
+    """The keys of a keyframe document, checked (the clip's size within :data:`.interpolation.MAX_CLIP_POSES`
+    included) but not interpolated: quick, in time linear in the document's size."""
     if not isinstance(data, dict) or data.get("format") != KEYFRAMES_FORMAT:
         raise ValueError(f'not a "{KEYFRAMES_FORMAT}" document')
     if list(data.get("joints", COCO17_NAMES)) != list(COCO17_NAMES):
@@ -54,12 +69,15 @@ def clip_from_keyframes(data: Any) -> PoseSequence:
     for index, key in enumerate(keys):
         if not isinstance(key, dict) or not isinstance(key.get("frame"), int) or isinstance(key.get("frame"), bool):
             raise ValueError(f'key {index} must be {{"frame": whole number, "people": [...]}}')
+    if len(keys) > frames:
+        raise ValueError(f"{len(keys)} keys do not fit a clip of {frames} frames: give at most one key per frame")
+    check_clip_size(frames, max(len(key["people"]) if isinstance(key.get("people"), list) else 0 for key in keys))
     keys = sorted(keys, key=lambda key: key["frame"])
     people = [key_people(key) for key in keys]
     points = np.zeros((len(keys), max(len(p) for p in people), JOINTS, 3), np.float32)
     for index, key_points in enumerate(people):
         points[index, : len(key_points)] = key_points
-    return interpolate_keys(PoseSequence(points, width, height), [key["frame"] for key in keys], frames, curve)
+    return Keyframes(PoseSequence(points, width, height), [key["frame"] for key in keys], frames, curve)
 
 
 def keyframes_document(keys: dict[int, np.ndarray], frames: int, width: int, height: int, curve: str) -> dict:

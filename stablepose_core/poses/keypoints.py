@@ -33,6 +33,7 @@ __all__ = [
     "VISIBILITY_THRESHOLD",
     "PoseDataError",
     "PoseKeypoints",
+    "check_finite",
     "parse_json",
     "parse_pose_text",
     "pose_keypoint_frames",
@@ -49,6 +50,10 @@ JSON_FORMAT = "stable-pose-coco17"
 # The largest canvas side a pose document may ask for (the editor's width/height widgets stop here too): a pose
 # is drawn at its canvas size, so an unchecked size in a file could ask for tens of GB.
 MAX_CANVAS_SIZE = 8192
+# The optional 3D points of a POSE_KEYPOINT person (BlazePose's world landmarks): flat [x, y, z, c, ...] in metres.
+WORLD_KEY = "pose_keypoints_3d"
+# A rescale whose x and y factors differ by less than this (crop offsets are rounded) keeps the 3D points.
+WORLD_SCALE_TOLERANCE = 0.01
 
 
 def parse_json(text: str, what: str = "pose JSON") -> Any:
@@ -59,6 +64,14 @@ def parse_json(text: str, what: str = "pose JSON") -> Any:
         raise PoseDataError(f"{what} is not valid JSON: {error}") from None
     except RecursionError:
         raise PoseDataError(f"{what} is nested too deeply to be a pose") from None
+
+
+def check_finite(**numbers: float) -> None:
+    """Refuse a NaN or infinite parameter by its name (ComfyUI's min/max validation lets NaN through an API
+    prompt, and a NaN parameter would otherwise surface as bad keypoints or a black image)."""
+    for name, value in numbers.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
 
 
 def canvas_side(name: str, value: Any) -> int:
@@ -144,28 +157,62 @@ def pose_keypoint_frames(pose_keypoint: Any) -> list[Any]:
     return frames
 
 
-def _body_points(index: int, person: Any) -> np.ndarray | None:
-    """``(J, 3)`` body points of one ``POSE_KEYPOINT`` person (flat or nested), or None without body points."""
-    if not isinstance(person, dict):
-        raise PoseDataError(f"person {index}: must be an object with pose_keypoints_2d, got {type(person).__name__}")
-    values = person.get("pose_keypoints_2d")
+def _point_list(index: int, person: dict, key: str, fields: str) -> np.ndarray | None:
+    """``(J, n)`` points of ``person[key]`` (flat or nested; ``fields`` names the n values), or None when the list
+    is missing or empty."""
+    values = person.get(key)
     if values is None or values == []:
         return None  # e.g. hands or face only
     if not isinstance(values, list):
-        raise PoseDataError(f"person {index}: pose_keypoints_2d must be a list of numbers, got {_short(values)}")
+        raise PoseDataError(f"person {index}: {key} must be a list of numbers, got {_short(values)}")
+    size = len(fields.split(", "))
     if all(isinstance(v, list) for v in values):
-        odd = next((j for j, v in enumerate(values) if len(v) != 3), None)
+        odd = next((j for j, v in enumerate(values) if len(v) != size), None)
         if odd is not None:
             raise PoseDataError(
-                f"person {index}: keypoint {odd} has {len(values[odd])} values; each must be [x, y, confidence]"
+                f"person {index}: {key} keypoint {odd} has {len(values[odd])} values; each must be [{fields}]"
             )
         values = [v for point in values for v in point]
     if not all(_is_number(v) for v in values):
         bad = next(v for v in values if not _is_number(v))
-        raise PoseDataError(f"person {index}: pose_keypoints_2d must hold finite numbers, found {_short(bad)}")
-    if len(values) % 3:
-        raise PoseDataError(f"person {index}: pose_keypoints_2d length {len(values)} is not a multiple of 3")
-    return np.asarray(values, dtype=np.float32).reshape(-1, 3)
+        raise PoseDataError(f"person {index}: {key} must hold finite numbers, found {_short(bad)}")
+    if len(values) % size:
+        raise PoseDataError(f"person {index}: {key} length {len(values)} is not a multiple of {size}")
+    return np.asarray(values, dtype=np.float32).reshape(-1, size)
+
+
+def _frame_person(index: int, person: Any, width: int, height: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """One ``POSE_KEYPOINT`` person -> COCO-17 ``(17, 3)`` in pixels and its ``(17, 4)`` 3D points (or None), or
+    None without body points."""
+    if not isinstance(person, dict):
+        raise PoseDataError(f"person {index}: must be an object with pose_keypoints_2d, got {type(person).__name__}")
+    points = _point_list(index, person, "pose_keypoints_2d", "x, y, confidence")
+    if points is None:
+        return None
+    present = points[:, 2] > 0
+    if present.any() and np.all(np.abs(points[present, :2]) <= 1):
+        points = points * np.array([width, height, 1], np.float32)
+    layout = layout_for_joint_count(len(points))
+    world = _point_list(index, person, WORLD_KEY, "x, y, z, confidence")
+    if world is not None and len(world) != len(points):
+        raise PoseDataError(
+            f"person {index}: {WORLD_KEY} has {len(world)} points but pose_keypoints_2d has {len(points)}; "
+            "give one [x, y, z, confidence] per 2D point, in the same order"
+        )
+    return to_coco17(points[None], layout)[0], None if world is None else to_coco17(world[None], layout)[0]
+
+
+def checked_world(world: Any, people: tuple[int, ...]) -> np.ndarray | None:
+    """3D points (:attr:`PoseKeypoints.world`) as float32 ``(*people, 17, 4)``, or None."""
+    if world is None:
+        return None
+    world = np.asarray(world, dtype=np.float32)
+    shape = (*people, len(COCO17_NAMES), 4)
+    if world.shape != shape:
+        raise PoseDataError(f"world points must be shaped {shape} like the keypoints, got {world.shape}")
+    if not np.isfinite(world).all():
+        raise PoseDataError("world points contain NaN or infinite values")
+    return world
 
 
 def _flip_permutation() -> np.ndarray:
@@ -187,11 +234,17 @@ class PoseKeypoints:
     pipeline drops every other joint before drawing (albumentations' ``remove_invisible``). Conversions write
     absent joints as ``(0, 0, 0)``; transforms move hidden joints along with the others. Instances are immutable;
     every transform returns a new one.
+
+    ``world``, when the detector gives one (the built-in BlazePose's world landmarks), holds the same people and
+    joints in 3D: ``(people, 17, 4)`` = x, y, z in metres, origin at the hips' centre, x to the image right, y down,
+    z away from the camera, and a confidence (0: no 3D point). Uniform rescales and the flip keep it (the flip
+    mirrors x); any other transform returns a pose without it.
     """
 
     keypoints: np.ndarray
     width: int
     height: int
+    world: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         points = np.asarray(self.keypoints, dtype=np.float32)
@@ -204,6 +257,7 @@ class PoseKeypoints:
         if int(self.width) < 1 or int(self.height) < 1:
             raise PoseDataError(f"canvas size must be positive, got {self.width}x{self.height}")
         object.__setattr__(self, "keypoints", points)
+        object.__setattr__(self, "world", checked_world(self.world, points.shape[:1]))
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "height", int(self.height))
 
@@ -233,10 +287,14 @@ class PoseKeypoints:
         order: np.ndarray | None = None,
     ) -> PoseKeypoints:
         """``x * scale + shift`` on every joint (reordered by ``order``); hidden joints move too, keeping their place
-        relative to the body (an editor can show them again)."""
+        relative to the body (an editor can show them again). The 3D points follow a uniform scale (mirrored with
+        a negative one) and are dropped by a stretch, which they would contradict."""
         points = (self.keypoints if order is None else self.keypoints[:, order]).copy()
         points[..., :2] = points[..., :2] * np.float32(scale) + np.float32(shift)
-        return PoseKeypoints(points, width, height)
+        world = None
+        if self.world is not None and math.isclose(*map(abs, scale), rel_tol=WORLD_SCALE_TOLERANCE):
+            world = (self.world if order is None else self.world[:, order]) * np.float32([*np.sign(scale), 1, 1])
+        return PoseKeypoints(points, width, height, world)
 
     def scale_to(self, width: int, height: int) -> PoseKeypoints:
         """Stretch onto a ``width`` × ``height`` canvas (x and y scaled independently, like a resize)."""
@@ -322,37 +380,38 @@ class PoseKeypoints:
         listed = frame.get("people")
         if not isinstance(listed, list | None):
             raise PoseDataError(f"POSE_KEYPOINT 'people' must be a list of people, got {type(listed).__name__}")
-        people = []
-        for index, person in enumerate(listed or []):
-            points = _body_points(index, person)
-            if points is None:
-                continue
-            present = points[:, 2] > 0
-            if present.any() and np.all(np.abs(points[present, :2]) <= 1):
-                points = points * np.array([width, height, 1], np.float32)
-            people.append(to_coco17(points[None], layout_for_joint_count(len(points)))[0])
-        keypoints = np.stack(people) if people else np.zeros((0, len(COCO17_NAMES), 3), np.float32)
-        return cls(keypoints, width, height)
+        found = [_frame_person(index, person, width, height) for index, person in enumerate(listed or [])]
+        people = [person for person in found if person is not None]
+        keypoints = np.array([points for points, _ in people], np.float32).reshape(-1, len(COCO17_NAMES), 3)
+        worlds = [world for _, world in people]
+        no_world = np.zeros((len(COCO17_NAMES), 4), np.float32)  # a person without 3D points among people with
+        world = None if all(w is None for w in worlds) else np.stack([no_world if w is None else w for w in worlds])
+        return cls(keypoints, width, height, world)
 
     def to_pose_keypoint(self) -> dict[str, Any]:
         """One ``POSE_KEYPOINT`` frame in OpenPose BODY-18 order, pixel coordinates, as DWPose writes it.
 
         Present joints get confidence 1.0 and absent ones ``(0, 0, 0)``, because comfyui_controlnet_aux's
-        renderer drops any joint below 1.0; the neck is derived from the shoulders. Face and hands are null.
+        renderer drops any joint below 1.0; the neck is derived from the shoulders. Face and hands are null. With
+        :attr:`world`, each person that has 3D points also gets ``pose_keypoints_3d``: the same 18 joints as flat
+        ``[x, y, z, c, ...]`` in metres, ``c`` the 2D joint's confidence (0 where either point is absent).
         """
         confident = self.keypoints[..., 2:] > VISIBILITY_THRESHOLD
         coco = np.where(confident, np.concatenate([self.keypoints[..., :2], np.ones_like(confident)], -1), 0.0)
-        body18 = from_coco17(coco, "openpose18")
-        return {
-            "people": [
-                {
-                    "pose_keypoints_2d": [float(v) for v in person.reshape(-1)],
-                    "face_keypoints_2d": None,
-                    "hand_left_keypoints_2d": None,
-                    "hand_right_keypoints_2d": None,
-                }
-                for person in body18
-            ],
-            "canvas_width": self.width,
-            "canvas_height": self.height,
-        }
+        people = [
+            {
+                "pose_keypoints_2d": [float(v) for v in person.reshape(-1)],
+                "face_keypoints_2d": None,
+                "hand_left_keypoints_2d": None,
+                "hand_right_keypoints_2d": None,
+            }
+            for person in from_coco17(coco, "openpose18")
+        ]
+        if self.world is not None:
+            known = confident & (self.world[..., 3:] > VISIBILITY_THRESHOLD)
+            world = np.where(known, np.concatenate([self.world[..., :3], np.ones_like(known)], -1), 0.0)
+            world18 = from_coco17(world, "openpose18")
+            for entry, points, has_3d in zip(people, world18, known.any(axis=(1, 2)), strict=True):
+                if has_3d:
+                    entry[WORLD_KEY] = [float(v) for v in points.reshape(-1)]
+        return {"people": people, "canvas_width": self.width, "canvas_height": self.height}

@@ -15,18 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from .keypoints import COCO17_NAMES, VISIBILITY_THRESHOLD, PoseKeypoints
+from .keypoints import COCO17_NAMES, VISIBILITY_THRESHOLD, PoseKeypoints, checked_world
 
 JOINTS = len(COCO17_NAMES)
 
 
 @dataclass(frozen=True, eq=False)
 class PoseSequence:
-    """``(frames, people, 17, 3)`` float32 keypoints in pixels of one ``width`` × ``height`` canvas."""
+    """``(frames, people, 17, 3)`` float32 keypoints in pixels of one ``width`` × ``height`` canvas, and the
+    frames' 3D points (:attr:`PoseKeypoints.world`, ``(frames, people, 17, 4)``) when a detector gave any. Every
+    change of the keypoints (:meth:`replace`, tracking, transforms) leaves the 3D points out."""
 
     keypoints: np.ndarray
     width: int
     height: int
+    world: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         points = np.asarray(self.keypoints, dtype=np.float32)
@@ -39,6 +42,7 @@ class PoseSequence:
         if int(self.width) < 1 or int(self.height) < 1:
             raise ValueError(f"canvas size must be positive, got {self.width}x{self.height}")
         object.__setattr__(self, "keypoints", points)
+        object.__setattr__(self, "world", checked_world(self.world, points.shape[:2]))
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "height", int(self.height))
 
@@ -74,13 +78,19 @@ class PoseSequence:
             )
         people = max(pose.num_people for pose in poses)
         points = np.zeros((len(poses), people, JOINTS, 3), np.float32)
+        world = np.zeros((len(poses), people, JOINTS, 4), np.float32)  # confidence 0: no 3D point
         for index, pose in enumerate(poses):
             points[index, : pose.num_people] = pose.keypoints
-        return cls(points, *sizes[0])
+            if pose.world is not None:
+                world[index, : pose.num_people] = pose.world
+        return cls(points, *sizes[0], world if any(pose.world is not None for pose in poses) else None)
 
     def poses(self) -> list[PoseKeypoints]:
         """One :class:`PoseKeypoints` per frame (slots kept, absent people included as zeros)."""
-        return [PoseKeypoints(frame, self.width, self.height) for frame in self.keypoints]
+        return [
+            PoseKeypoints(frame, self.width, self.height, None if self.world is None else self.world[index])
+            for index, frame in enumerate(self.keypoints)
+        ]
 
     @classmethod
     def from_pose_keypoint(cls, pose_keypoint: Any) -> PoseSequence:

@@ -21,7 +21,7 @@ import itertools
 
 import numpy as np
 
-from .keypoints import VISIBILITY_THRESHOLD
+from .keypoints import VISIBILITY_THRESHOLD, check_finite
 from .sequence import PoseSequence
 
 DEFAULT_MIN_CUTOFF = 1.0  # Hz
@@ -85,6 +85,7 @@ def one_euro(
     confidence_weighted: bool = True,
 ) -> PoseSequence:
     """One-Euro filter per slot and joint (missing joints restart it; see the module docstring)."""
+    check_finite(min_cutoff=min_cutoff, beta=beta, fps=fps, derivative_cutoff=derivative_cutoff)
     if min_cutoff <= 0 or derivative_cutoff <= 0 or fps <= 0 or beta < 0:
         raise ValueError(
             f"need min_cutoff > 0, derivative_cutoff > 0, fps > 0 and beta >= 0; got min_cutoff={min_cutoff}, "

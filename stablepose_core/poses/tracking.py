@@ -5,8 +5,10 @@ with COCO's per-joint sigmas), maximised jointly with :func:`scipy.optimize.line
 Hungarian algorithm), as in PoseTrack-style top-down trackers. A track's pose is predicted forward at its last
 velocity, so people crossing each other keep their identities; a track not matched for ``max_missed`` frames
 ends, and a detection no track claims (OKS below ``min_similarity``) starts a new identity. The result is a
-:class:`.pose_sequence.PoseSequence` whose slot k is identity k (absent frames: all-zero people), ordered by
-first appearance.
+:class:`.pose_sequence.PoseSequence` whose slot k holds one identity at a time (absent frames: all-zero people),
+slots ordered by first appearance. An identity that ended frees its slot for the next newcomer (the slot free
+longest first), so a clip costs as many slots as people tracked at once, not as people ever seen; at most
+:data:`MAX_TRACKS` at once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ COCO17_SIGMAS = (
 )
 DEFAULT_MIN_SIMILARITY = 0.1
 DEFAULT_MAX_MISSED = 10
+MAX_TRACKS = 100  # people tracked at once (slots in the output)
 
 
 def bbox_area(points: np.ndarray) -> np.ndarray:
@@ -78,6 +81,32 @@ def _real_people(pose: PoseKeypoints) -> np.ndarray:
     return pose.keypoints[(pose.keypoints[..., 2] > VISIBILITY_THRESHOLD).any(-1)]
 
 
+def _free_slot(tracks: list[_Track], index: int, max_missed: int) -> int | None:
+    """The slot of the track that ended longest ago (not matched for more than ``max_missed`` frames), or None."""
+    ended = [track for track in tracks if index - track.last_frame > max_missed + 1]
+    return min(ended, key=lambda track: track.last_frame).identity if ended else None
+
+
+def _start_tracks(tracks: list[_Track], detections: np.ndarray, index: int, max_missed: int) -> list[_Track]:
+    """New tracks for ``detections``, each in the slot of an ended track or else a new slot (at most
+    :data:`MAX_TRACKS` slots)."""
+    started = []
+    for pose in detections:
+        slot = _free_slot(tracks, index, max_missed)
+        if slot is None:
+            if len(tracks) >= MAX_TRACKS:
+                raise ValueError(
+                    f"more than {MAX_TRACKS} people tracked at once at frame {index}; lower max_missed (people "
+                    "not seen for that many frames still hold their identity) or select fewer people first"
+                )
+            slot = len(tracks)
+            tracks.append(_Track(slot, pose, last_frame=index))
+        else:
+            tracks[slot] = _Track(slot, pose, last_frame=index)
+        started.append(tracks[slot])
+    return started
+
+
 def track_people(
     frames: Sequence[PoseKeypoints] | PoseSequence,
     min_similarity: float = DEFAULT_MIN_SIMILARITY,
@@ -95,13 +124,12 @@ def track_people(
         raise ValueError(f"max_missed must be >= 0, got {max_missed}")
     poses = frames.poses() if isinstance(frames, PoseSequence) else list(frames)
     canvas = PoseSequence.from_poses(poses)  # validates: frames present, one canvas size
-    tracks: list[_Track] = []
+    tracks: list[_Track] = []  # slot k holds the latest identity in slot k
     assigned: list[list[tuple[int, np.ndarray]]] = []
     for index, pose in enumerate(poses):
         detections = _real_people(pose)
         alive = [track for track in tracks if index - track.last_frame <= max_missed + 1]
-        matches: list[tuple[int, np.ndarray]] = []
-        unmatched = set(range(len(detections)))
+        matched: set[int] = set()
         if alive and len(detections):
             predicted = np.stack([track.predict(index) for track in alive])
             similarity = object_keypoint_similarity(predicted, detections)
@@ -109,17 +137,15 @@ def track_people(
             for row, col in zip(rows, cols, strict=True):
                 if similarity[row, col] >= min_similarity and similarity[row, col] > 0:
                     alive[row].update(detections[col], index)
-                    matches.append((alive[row].identity, detections[col]))
-                    unmatched.discard(col)
-        for col in sorted(unmatched):
-            track = _Track(len(tracks), detections[col], last_frame=index)
-            tracks.append(track)
-            matches.append((track.identity, detections[col]))
-        assigned.append(matches)
+                    matched.add(int(col))
+        new = [col for col in range(len(detections)) if col not in matched]
+        started = _start_tracks(tracks, detections[new], index, max_missed)
+        updated = [track for track in alive if track.last_frame == index]
+        assigned.append([(track.identity, track.last) for track in (*updated, *started)])
     points = np.zeros((len(poses), len(tracks), JOINTS, 3), np.float32)
     for index, matches in enumerate(assigned):
-        for identity, pose in matches:
-            points[index, identity] = pose
+        for slot, pose in matches:
+            points[index, slot] = pose
     return PoseSequence(points, canvas.width, canvas.height)
 
 

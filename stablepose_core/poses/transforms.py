@@ -15,12 +15,13 @@ from collections import deque
 
 import numpy as np
 
-from .keypoints import COCO17_FLIP_PAIRS, COCO17_LIMBS, COCO17_NAMES, VISIBILITY_THRESHOLD
+from .keypoints import COCO17_FLIP_PAIRS, COCO17_LIMBS, COCO17_NAMES, VISIBILITY_THRESHOLD, check_finite
 from .sequence import PoseSequence
 
 LEFT_SHOULDER = COCO17_NAMES.index("left_shoulder")
 HIPS = (COCO17_NAMES.index("left_hip"), COCO17_NAMES.index("right_hip"))
 SHOULDERS = (LEFT_SHOULDER, COCO17_NAMES.index("right_shoulder"))
+MIN_LIMB_PX = 0.01  # a reference limb shorter than this has no length to copy
 
 
 def _never_seen(points: np.ndarray) -> np.ndarray:
@@ -30,6 +31,8 @@ def _never_seen(points: np.ndarray) -> np.ndarray:
 def affine(sequence: PoseSequence, matrix: np.ndarray, width: int | None = None, height: int | None = None):
     """Apply a 2 × 3 matrix ``[A | b]`` to every joint (``p -> A p + b``); optionally a new canvas size."""
     matrix = np.asarray(matrix, np.float64)
+    if not np.isfinite(matrix).all():
+        raise ValueError("the transform is not finite (a NaN or infinite parameter)")
     points = sequence.keypoints.copy()
     moved = points[..., :2].astype(np.float64) @ matrix[:, :2].T + matrix[:, 2]
     points[..., :2] = np.where(_never_seen(points)[..., None], 0.0, moved)
@@ -48,6 +51,7 @@ def canvas_center(sequence: PoseSequence) -> tuple[float, float]:
 
 def scale(sequence: PoseSequence, factor: float, center: tuple[float, float] | None = None) -> PoseSequence:
     """Scale by ``factor`` about ``center`` (default: the canvas centre)."""
+    check_finite(scale=factor)
     if factor <= 0:
         raise ValueError(f"scale factor must be positive, got {factor}")
     return affine(sequence, _about(center or canvas_center(sequence), np.eye(2) * factor))
@@ -55,11 +59,13 @@ def scale(sequence: PoseSequence, factor: float, center: tuple[float, float] | N
 
 def translate(sequence: PoseSequence, dx: float, dy: float) -> PoseSequence:
     """Move by ``(dx, dy)`` pixels."""
+    check_finite(translate_x=dx, translate_y=dy)
     return affine(sequence, np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]))
 
 
 def rotate(sequence: PoseSequence, degrees: float, center: tuple[float, float] | None = None) -> PoseSequence:
     """Rotate by ``degrees`` clockwise on screen (y points down) about ``center`` (default: canvas centre)."""
+    check_finite(rotate_degrees=degrees)
     angle = np.deg2rad(degrees)
     linear = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     return affine(sequence, _about(center or canvas_center(sequence), linear))
@@ -158,10 +164,18 @@ def retarget_person(person: np.ndarray, lengths: dict[tuple[int, int], float]) -
 
 
 def retarget(sequence: PoseSequence, reference: np.ndarray) -> PoseSequence:
-    """Every person of every frame gets the limb lengths of ``reference`` (one ``(17, 3)`` person)."""
+    """Every person of every frame gets the limb lengths of ``reference`` (one ``(17, 3)`` person); a reference
+    with a limb of (almost) no length is refused by name, as it would collapse that limb of every person."""
     lengths = limb_lengths(np.asarray(reference, np.float32))
     if not lengths:
         raise ValueError("the reference person has no limb with both joints present: nothing to take lengths from")
+    collapsed = [f"{COCO17_NAMES[a]}-{COCO17_NAMES[b]}" for (a, b), length in lengths.items() if length < MIN_LIMB_PX]
+    if collapsed:
+        shown = ", ".join(collapsed[:4]) + (f" and {len(collapsed) - 4} more" if len(collapsed) > 4 else "")
+        raise ValueError(
+            f"the reference person has limbs of no length ({shown}: both joints on one point); pick a reference "
+            "frame or person whose body is fully drawn"
+        )
     points = sequence.keypoints.copy()
     for frame in range(sequence.num_frames):
         for person in range(sequence.num_people):

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from harness.reference_weights import SMALL_CONFIG, seeded_state_dict
 from stablepose_core.model.adapter import AdapterConfig, StablePoseAdapter
-from tests.support.reference_weights import SMALL_CONFIG, seeded_state_dict
 
 
 def small_adapter_state_dict(config: AdapterConfig = SMALL_CONFIG) -> dict[str, torch.Tensor]:

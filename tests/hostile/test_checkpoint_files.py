@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from harness.reference_weights import SMALL_CONFIG
 from stablepose_core.model import convert
 from stablepose_core.model.checkpoints import (
     ADAPTER_PREFIX,
@@ -23,7 +24,6 @@ from stablepose_core.model.checkpoints import (
     read_checkpoint,
     save_adapter,
 )
-from tests.support.reference_weights import SMALL_CONFIG
 
 from .corpus import bad_adapters, malformed_safetensors, malicious_pickles, small_adapter_state_dict
 
@@ -155,7 +155,7 @@ def test_a_killed_write_leaves_nothing_the_next_one_does_not_clean(tmp_path):
     script = (
         "import torch, sys\n"
         "from stablepose_core.model.checkpoints import save_adapter\n"
-        "from tests.support.reference_weights import SMALL_CONFIG\n"
+        "from harness.reference_weights import SMALL_CONFIG\n"
         "tensors = {f't{i}': torch.zeros(16 << 20) for i in range(24)}\n"  # 1.5 GB: long enough to be killed
         f"save_adapter({str(target)!r}, tensors, config=SMALL_CONFIG)\n"
     )

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stablepose_core.model.masks import BLUR_CACHE_BYTES, MaskSettings, gaussian_kernel1d, pose_region_masks
+from stablepose_core.model.masks import BLUR_CACHE_BYTES, MaskSettings, gaussian_kernel1d, pose_masks
 from stablepose_core.poses.image import rgb_pose_images
 
 
@@ -24,7 +24,7 @@ def test_blur_cache_is_bounded_by_bytes():
     for step in range(20):
         pose = -torch.ones(1, 3, 8, 2048 + 8 * step)
         pose[..., 4, 100] = 1.0
-        pose_region_masks(pose, (13, 5), 3.0, -0.99)
+        pose_masks(pose, (13, 5), 3.0, -0.99)
     gc.collect()
     kept = live_tensor_bytes() - before
     assert kept <= BLUR_CACHE_BYTES, f"blur matrices kept {kept / 2**20:.0f} MiB"
@@ -36,7 +36,7 @@ def test_kernels_reaching_past_the_image_are_refused(kernel, size):
     pose = -torch.ones(1, 3, size, size)
     for exact in (False, True):
         with pytest.raises(ValueError, match=rf"mask kernel {kernel} is too large for a {size}×{size} px pose"):
-            pose_region_masks(pose, (kernel, 3), 3.0, -0.99, exact_roundoff=exact)
+            pose_masks(pose, (kernel, 3), 3.0, -0.99, exact_roundoff=exact)
 
 
 def test_the_largest_allowed_kernel_blurs_as_reflect_padding_does():
@@ -44,12 +44,12 @@ def test_the_largest_allowed_kernel_blurs_as_reflect_padding_does():
     torch.manual_seed(0)
     pose = torch.rand(1, 3, 16, 24) * 2 - 1
     kernel = 31
-    regions = pose_region_masks(pose, (kernel, 3), 3.0, 0.2)
+    by_kernel = pose_masks(pose, (kernel, 3), 3.0, 0.2)
     k1 = gaussian_kernel1d(kernel, 3.0)
     weights = (k1[:, None] * k1[None, :]).expand(3, 1, kernel, kernel)
     blurred = F.conv2d(F.pad(pose + 1.0, (15, 15, 15, 15), mode="reflect"), weights, groups=3).amax(1, keepdim=True)
     expected = F.max_pool2d(blurred, 8, ceil_mode=True)[:, 0] > 1.2
-    assert torch.equal(regions[0], expected)
+    assert torch.equal(by_kernel[0], expected)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from tests.support.reference_weights import sample_pose_image
-from tools.comfy_host import ComfyHost
+from harness.comfy_host import ComfyHost
+from harness.reference_weights import sample_pose_image
 
 FRAMES = 3
 SIZE = 64

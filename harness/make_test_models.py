@@ -15,7 +15,7 @@ the zero convs nonzero, so control residuals are nonzero), embeddings and other 
 The SD modules are built on the meta device (ComfyUI's ops skip weight init anyway) and the checkpoints
 are streamed to disk tensor by tensor, so peak memory stays near one tensor rather than the 2 GB model.
 
-Usage (from the repo root): ``python -m tests.support.make_test_models [--force]``.
+Usage (from the repo root): ``python -m harness.make_test_models [--force]``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from torch import nn
 
 from stablepose_host import find_comfyui, import_comfy
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 TEST_MODELS_DIR = REPO_ROOT / ".cache" / "test-models"
 SEED = 1234

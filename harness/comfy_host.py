@@ -424,15 +424,25 @@ class ComfyHost:
 
     # ----- execution -----
 
+    def validate_prompt(self, prompt: dict[str, dict[str, Any]]) -> RunResult:
+        """ComfyUI's own validation of an API prompt (``execution.validate_prompt``, the nodes' ``VALIDATE_INPUTS``
+        included), running nothing: a result holding only its errors, ``ok`` when the prompt would run."""
+        return self._validated(uuid.uuid4().hex, prompt)[1]
+
+    def _validated(self, prompt_id: str, prompt: dict[str, dict[str, Any]]) -> tuple[list[str] | None, RunResult]:
+        """(the outputs to run, or None when nothing may run; the validation errors). Like the server, the outputs
+        that validated run; unlike it, a partly invalid prompt is not "ok"."""
+        valid, error, output_ids, node_errors = asyncio.run(self.execution.validate_prompt(prompt_id, prompt, None))
+        invalid = [{"node_id": node_id, **details} for node_id, details in node_errors.items()]
+        return (output_ids if valid else None), RunResult(errors=invalid if valid else [error, *invalid])
+
     def execute(self, prompt: dict[str, dict[str, Any]], extra_data: dict[str, Any] | None = None) -> RunResult:
         """Validate (``execution.validate_prompt``) and run an API prompt with ``PromptExecutor``, as ComfyUI's
         server and prompt worker do. The executor keeps ComfyUI's output cache between calls."""
         prompt_id = uuid.uuid4().hex
-        valid, error, output_ids, node_errors = asyncio.run(self.execution.validate_prompt(prompt_id, prompt, None))
-        # Like the server, run the outputs that validated; unlike it, a partly invalid prompt is not "ok".
-        invalid = [{"node_id": node_id, **details} for node_id, details in node_errors.items()]
-        if not valid:
-            return RunResult(errors=[error, *invalid])
+        output_ids, validation = self._validated(prompt_id, prompt)
+        if output_ids is None:
+            return validation
         self.server.messages.clear()
         self.server.last_prompt_id = prompt_id
         self.executor.execute(prompt, prompt_id, extra_data or {}, output_ids)
@@ -442,7 +452,7 @@ class ComfyHost:
             if entry is not None:
                 outputs[node_id] = entry.outputs
         messages = self.executor.status_messages
-        errors = invalid + [data for event, data in messages if event == "execution_error"]
+        errors = validation.errors + [data for event, data in messages if event == "execution_error"]
         cached = frozenset(node for event, data in messages if event == "execution_cached" for node in data["nodes"])
         return RunResult(outputs, dict(self.executor.history_result["outputs"]), errors, cached)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from harness.comfy_host import REPO_ROOT
 from stablepose_host import find_comfyui
-from tools.comfy_host import REPO_ROOT
 
 CHROMIUM = os.environ.get("STABLEPOSE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("STABLEPOSE_CHROMEDRIVER", "/usr/bin/chromedriver")

@@ -25,7 +25,7 @@ the YOLOX head is tamed (documented in :data:`DETECTOR_HEAD_BIASES`): its 1x1 pr
 N(0, 0.01²) as detection heads commonly initialise theirs, and their biases make stride 32 report a few
 confident, large "person" boxes and strides 8 and 16 none, so the pose model runs on their crops.
 
-Usage (from the repo root): ``python -m tests.support.dwpose_models [--force]``.
+Usage (from the repo root): ``python -m harness.dwpose_models [--force]``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 CKPTS_DIR = REPO_ROOT / ".cache" / "test-models" / "ckpts"  # comfyui_controlnet_aux's ``ckpts`` layout
 DWPOSE_DIR = CKPTS_DIR / "yzd-v" / "DWPose"
 SEED = 20230728
