@@ -179,6 +179,28 @@ def test_pytorch_graph_reproduces_tflite(stem, source, outputs):
         np.testing.assert_allclose(got[0].numpy(), want, atol=2e-5 * np.abs(want).max() + 1e-5)
 
 
+@pytest.mark.parametrize("stem", [DETECTOR_STEM, LANDMARK_STEM])
+def test_zero_pads_become_the_convolutions_padding(stem):
+    """The graph runs without its spatial zero ``PAD`` ops (folded into the ``VALID`` convolutions after them) and
+    computes what the op list as stored computes, on a batch."""
+    graph = TFLiteGraph(shard_paths(MODEL_DIR, stem))
+    stored = json.loads(graph.metadata["graph"])["ops"]
+    assert [op["op"] for op in stored].count("PAD") >= 5 and all(op["op"] != "PAD" for op in graph.ops)
+    size = 224 if stem == DETECTOR_STEM else 256
+    pixels = torch.from_numpy(
+        np.stack(
+            [
+                crop(photo, RotatedRect(256, 256, 512, 512), size, 0, (-1.0, 1.0))
+                for photo in (reference_photos()["camera"], reference_photos()["astronaut"])
+            ]
+        )
+    )
+    folded = graph(pixels.permute(0, 3, 1, 2))
+    graph.ops = stored
+    for got, want in zip(folded, graph(pixels.permute(0, 3, 1, 2)), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5 * want.abs().max() + 1e-6, rtol=0)
+
+
 def test_shipped_weights_are_small_documented_shards():
     for stem in (DETECTOR_STEM, LANDMARK_STEM):
         shards = shard_paths(MODEL_DIR, stem)

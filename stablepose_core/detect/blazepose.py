@@ -148,10 +148,11 @@ def project_world(local: np.ndarray, rect: RotatedRect) -> np.ndarray:
 
 
 @contextmanager
-def one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """On CPU, run with one intra-op thread, then restore the setting. The networks' ops are tiny: with a thread
-    pool each waits for the others, which on a loaded CPU costs 100× (measured, docs/poses.md)."""
-    if device.type != "cpu":
+def cpu_threads(device: torch.device, batch: int) -> Iterator[None]:
+    """On CPU, one intra-op thread for a single image (then the setting restored), torch's threads for a batch. A
+    single image's ops are tiny: with a thread pool each waits for the others, which on a loaded CPU costs 10-20×;
+    a batch's ops are large enough to share (docs/poses.md has the figures)."""
+    if device.type != "cpu" or batch > 1:
         yield
         return
     threads = torch.get_num_threads()
@@ -176,7 +177,7 @@ class BlazePose:
     def _run(self, graph: TFLiteGraph, pixels: list[np.ndarray]) -> list[np.ndarray]:
         """One network call on a batch of ``(size, size, 3)`` inputs -> its outputs, batch first."""
         tensor = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).to(self.device)
-        with one_cpu_thread(self.device):
+        with cpu_threads(self.device, len(pixels)):
             return [output.float().cpu().numpy() for output in graph(tensor)]
 
     def regions_of_interest(self, images: Sequence[np.ndarray]) -> list[RotatedRect | None]:
