@@ -9,7 +9,8 @@ video; each frame is detected independently (``static_image_mode``, as the node 
 where mediapipe 0.10.14 is installed (Python <= 3.12) its own BlazePose on the same frames and the ratio, and, where
 DWPose files are found (``--dwpose``, default: the random-weight test files of ``harness/dwpose_models.py``,
 which cost what the trained ones cost), DWPose's frames/s per runtime on a ``--clip``-frame clip and the ratio.
-``--threads`` sets PyTorch's and onnxruntime's CPU threads alike (default: each library's own choice).
+``--threads`` sets PyTorch's and onnxruntime's CPU threads alike for DWPose (default: each library's own choice);
+BlazePose's clip is timed on PyTorch's threads and on one thread.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stablepose_core.detect.backends import BLAZEPOSE, DWPOSE_SUBFOLDERS, create_detector, find_first
+from stablepose_core.detect.batches import batch_sizes
 from stablepose_core.detect.dwpose import (
     DETECTOR_FILES,
     POSE_FILES,
@@ -67,8 +69,6 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dwpose", type=Path, default=TEST_CKPTS, help="folder holding the DWPose ONNX files")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     from skimage import data
 
@@ -78,40 +78,58 @@ def main() -> None:
         np.clip(image.astype(np.int16) + level - args.clip // 2, 0, 255).astype(np.uint8) for level in range(args.clip)
     ]
     print(f"CPU threads: {os.cpu_count()} (torch uses {torch.get_num_threads()}), frames {args.size}x{args.size}")
-    detect = bench_blazepose(frames, args)
-    compare_with_mediapipe(detector_fps=detect, frames=frames, count=args.frames)
+    clips = bench_blazepose(frames, args)
+    compare_with_mediapipe(clips, frames=frames, count=args.frames)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     bench_dwpose(frames, args)
 
 
-def bench_blazepose(frames: list[np.ndarray], args: argparse.Namespace) -> float:
-    """Prints BlazePose frame by frame, on the batched clip, and with drawing; returns the clip's frames/s."""
+def bench_blazepose(frames: list[np.ndarray], args: argparse.Namespace) -> dict[str, float]:
+    """Prints BlazePose frame by frame, on the batched clip (PyTorch's threads, then one), and with drawing;
+    returns the clips' frames/s."""
     detector = create_detector(BLAZEPOSE, [], args.device)
+    threads = torch.get_num_threads()
+    clips = {}
     try:
         poses = detector.detect(frames)
         single = frames_per_second(lambda i: detector(frames[i % len(frames)]), args.frames)
-        clip = clip_frames_per_second(detector.detect, frames, max(1, args.frames // len(frames)))
+        rounds = max(1, args.frames // len(frames))
+        for name, count in ((f"{threads} threads", threads), ("1 thread", 1)):
+            torch.set_num_threads(count)
+            clips[name] = clip_frames_per_second(detector.detect, frames, rounds)
+        torch.set_num_threads(threads)
         both = frames_per_second(lambda i: render_pose(detector(frames[i % len(frames)])), args.frames)
     finally:
         detector.close()
     draw = frames_per_second(lambda i: render_pose(poses[i % len(poses)]), args.frames * 10)
     print(f"blazepose, frame by frame  {single:8.1f} frames/s  (people found: {poses[0].num_people})")
-    print(f"blazepose, {len(frames)}-frame clip   {clip:8.1f} frames/s  (one call per network per clip)")
+    per_call, _ = batch_sizes(torch.device(args.device))
+    for name, speed in clips.items():
+        print(
+            f"blazepose, {len(frames)}-frame clip   {speed:8.1f} frames/s  ({name}; {per_call} frames per network call)"
+        )
     print(f"skeleton drawing           {draw:8.1f} frames/s")
     print(f"detection + drawing        {both:8.1f} frames/s")
-    return clip
+    return clips
 
 
-def compare_with_mediapipe(detector_fps: float, frames: list[np.ndarray], count: int) -> None:
-    """MediaPipe's own BlazePose (the backend the built-in one replaced) on the same frames, if installed."""
+def compare_with_mediapipe(clips: dict[str, float], frames: list[np.ndarray], count: int) -> None:
+    """MediaPipe's own BlazePose (the backend the built-in one replaced) on the same frames, if installed, with
+    the CPU time it used per second (its threads)."""
     try:
         import mediapipe as mp
     except ImportError:
         print("mediapipe not installed: no side-by-side figure")
         return
     with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
+        cpu = time.process_time()
+        start = time.perf_counter()
         reference = frames_per_second(lambda i: pose.process(frames[i % len(frames)]), count)
-    ratio = reference / detector_fps
-    print(f"mediapipe 0.10.14          {reference:8.1f} frames/s; the batched clip takes {ratio:.2f}x mediapipe's time")
+        cores = (time.process_time() - cpu) / (time.perf_counter() - start)
+    print(f"mediapipe 0.10.14          {reference:8.1f} frames/s  ({cores:.1f} CPU cores busy on average)")
+    for name, speed in clips.items():
+        print(f"blazepose clip ({name}) runs at {speed / reference:.2f}x mediapipe's frames/s")
 
 
 def bench_dwpose(frames: list[np.ndarray], args: argparse.Namespace) -> None:

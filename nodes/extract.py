@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..stablepose_core.detect.backends import LEGACY_BACKENDS, backend_statuses, create_detector
-from ..stablepose_core.detect.dwpose import FRAME_BATCH
+from ..stablepose_core.detect.batches import FRAME_BATCH
 from ..stablepose_core.poses.keypoints import PoseKeypoints, pose_keypoint_frames
 from ..stablepose_core.poses.sequence import without_absent_people
 from ..stablepose_core.poses.skeleton import MAX_PEOPLE, render_pose
@@ -98,8 +98,9 @@ def given_poses(
 
 
 def detect_poses(image: torch.Tensor, backend: str) -> list[PoseKeypoints]:
-    """Run ``backend`` on a ComfyUI batch, :data:`FRAME_BATCH` images per detector call, on ComfyUI's device (float16
-    where ComfyUI would use it), with ComfyUI's progress bar and interruption between batches."""
+    """Run ``backend`` on a ComfyUI batch, handing it :data:`FRAME_BATCH` images at a time (BlazePose runs them
+    through each network at once, DWPose in its device's batches), on ComfyUI's device (float16 where ComfyUI would
+    use it), with ComfyUI's progress bar and interruption between batches."""
     if backend == NO_BACKEND:
         statuses = backend_statuses(weight_roots())
         raise RuntimeError(

@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +39,12 @@ from harness.dwpose_models import (
     parameter_count,
 )
 from stablepose_core.detect.backends import DWPOSE, DWPOSE_ONNXRUNTIME, backend_statuses, create_detector
+from stablepose_core.detect.batches import FRAME_BATCH
 from stablepose_core.detect.dwpose import (
-    CROP_BATCH,
     DETECTOR_FILES,
-    FRAME_BATCH,
     JOINT_SCORE,
     POSE_FILES,
+    DWPosePipeline,
     box_to_crop,
     crop,
     crop_grid,
@@ -65,6 +67,12 @@ def dwpose_files() -> tuple[Path, Path]:
     """``(yolox_l.onnx, dw-ll_ucoco_384.onnx)``, exported once into the test cache."""
     pytest.importorskip("onnx")
     return export_dwpose_models()
+
+
+@pytest.fixture(scope="module")
+def pipelines(dwpose_files) -> tuple[DWPosePipeline, DWPosePipeline]:
+    """The pipeline with the networks in PyTorch and in onnxruntime (CPU), shared by the module's tests."""
+    return dwpose_detector(*dwpose_files), dwpose_detector(*dwpose_files, runtime="onnxruntime")
 
 
 @pytest.fixture(scope="module")
@@ -178,30 +186,44 @@ def test_detects_on_a_photo(dwpose_files):
 PHOTOS = {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "coffee": data.coffee()}
 
 
-def count_calls(module: torch.nn.Module, calls: list) -> None:
-    module.register_forward_hook(lambda _module, inputs, _output: calls.append(len(inputs[0])))
+@contextmanager
+def recording_batches(module: torch.nn.Module) -> Iterator[list[int]]:
+    """The batch size of each call of ``module`` while in the block."""
+    calls: list[int] = []
+    handle = module.register_forward_hook(lambda _module, inputs, _output: calls.append(len(inputs[0])))
+    try:
+        yield calls
+    finally:
+        handle.remove()
 
 
 @pytest.mark.slow
-def test_a_clip_goes_through_in_batches(dwpose_files):
-    """16 frames: one YOLOX call for all of them, one DWPose call per :data:`CROP_BATCH` person crops; each frame
-    gets the people it has when detected alone."""
+def test_a_clip_goes_through_in_batches(pipelines):
+    """16 frames (what the node hands over at once): one YOLOX call per batch of frames, one DWPose call per batch
+    of person crops; a frame gets the people it has when detected alone."""
     photo = PHOTOS["astronaut"].astype(np.int16)
-    frames = [np.clip(photo + level - 8, 0, 255).astype(np.uint8) for level in range(16)]  # flickering light
-    detector = dwpose_detector(*dwpose_files)
-    detector_calls, pose_calls = [], []
-    count_calls(detector.detector.module, detector_calls)
-    count_calls(detector.pose.module, pose_calls)
-    poses = detector.detect(frames)
-    crops = sum(pose.num_people for pose in poses)
-    assert len(frames) == FRAME_BATCH and detector_calls == [FRAME_BATCH]
-    assert len(pose_calls) == -(-crops // CROP_BATCH) and sum(pose_calls) == crops
-    for index in (0, 9):
-        alone = detector(frames[index])
-        assert alone.num_people == poses[index].num_people >= 1
-        decided = alone.keypoints[..., 2] > 0
-        np.testing.assert_allclose(poses[index].keypoints[decided], alone.keypoints[decided], atol=0.5)
-    print(f"{len(frames)} frames, {crops} people, {len(pose_calls)} pose calls")
+    frames = [np.clip(photo + level - 8, 0, 255).astype(np.uint8) for level in range(FRAME_BATCH)]  # flickering
+    detector = pipelines[0]
+    with (
+        recording_batches(detector.detector.module) as detector_calls,
+        recording_batches(detector.pose.module) as pose_calls,
+    ):
+        poses = detector.detect(frames)
+    crops = [pose.num_people for pose in poses]
+    assert detector_calls == [detector.frame_batch] * (FRAME_BATCH // detector.frame_batch)
+    per_batch = [
+        sum(crops[start : start + detector.frame_batch]) for start in range(0, FRAME_BATCH, detector.frame_batch)
+    ]
+    assert pose_calls == [size for total in per_batch for size in chunk_sizes(total, detector.crop_batch)]
+    alone = detector(frames[9])
+    assert alone.num_people == poses[9].num_people >= 1
+    decided = alone.keypoints[..., 2] > 0
+    np.testing.assert_allclose(poses[9].keypoints[decided], alone.keypoints[decided], atol=0.5)
+    print(f"{len(frames)} frames, {sum(crops)} people, {len(pose_calls)} pose calls")
+
+
+def chunk_sizes(total: int, chunk: int) -> list[int]:
+    return [min(chunk, total - start) for start in range(0, total, chunk)]
 
 
 def simcc_margins(simcc_x: torch.Tensor, simcc_y: torch.Tensor) -> np.ndarray:
@@ -216,11 +238,11 @@ def simcc_margins(simcc_x: torch.Tensor, simcc_y: torch.Tensor) -> np.ndarray:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PHOTOS))
-def test_pytorch_gives_onnxruntimes_boxes_and_joints(dwpose_files, name):
+def test_pytorch_gives_onnxruntimes_boxes_and_joints(pipelines, name):
     """Same person boxes (within 0.5 px, plus 1e-3 of the size of the random head's 1000-px boxes) and, on the same
     crops, the same joints (within 0.5 px wherever the SimCC arg-max is not a tie) as the networks in onnxruntime."""
     photo = torch.from_numpy(np.ascontiguousarray(PHOTOS[name]))
-    ours, reference = dwpose_detector(*dwpose_files), dwpose_detector(*dwpose_files, runtime="onnxruntime")
+    ours, reference = pipelines
     tensor, ratio = letterbox(photo[None])
     with torch.inference_mode():
         boxes, expected_boxes = (person_boxes(runtime.detector(tensor)[0], ratio)[0] for runtime in (ours, reference))
@@ -232,10 +254,11 @@ def test_pytorch_gives_onnxruntimes_boxes_and_joints(dwpose_files, name):
     centre, size = box_to_crop(boxes, 288, 384)
     crops = crop(photo, crop_grid(centre, size, 288, 384, (photo.shape[1], photo.shape[0])))
     outputs = []
-    ours.pose.module.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
+    handle = ours.pose.module.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
     with torch.inference_mode():
         joints, expected = (runtime.joints(crops, centre, size).numpy() for runtime in (ours, reference))
-    decided = simcc_margins(*outputs[0]) > 1e-3
+    handle.remove()
+    decided = simcc_margins(*(torch.cat(parts) for parts in zip(*outputs, strict=True))) > 1e-3
     print(f"{name}: {len(boxes)} people, {decided.mean():.2f} of the joints decided")
     assert decided.mean() > 0.8
     np.testing.assert_allclose(joints[decided][:, :2], expected[decided][:, :2], atol=0.5)

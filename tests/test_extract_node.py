@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data
 
 from stablepose_core.detect.backends import OPENPOSE_FILE
-from stablepose_core.detect.dwpose import FRAME_BATCH
+from stablepose_core.detect.batches import FRAME_BATCH
 from stablepose_core.poses.keypoints import COCO17_NAMES, WORLD_KEY, PoseKeypoints
 from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
 

@@ -102,3 +102,43 @@ def test_an_unconvertible_file_says_what_to_do(tmp_path):
     path = batch_one_graph(tmp_path / "net.onnx", op="Hardmax")
     with pytest.raises(ValueError, match=r"net\.onnx: this ONNX file cannot be run in PyTorch .*onnxruntime"):
         load_network(path, tmp_path / "cache")
+
+
+def spp_graph(path: Path) -> Path:
+    """YOLOX's and CSPNeXt's SPP: conv -> SiLU as exported (Sigmoid, Mul) -> max pools 5, 9, 13 -> concat."""
+    pools = [
+        helper.make_node("MaxPool", ["silu"], [f"pool{k}"], kernel_shape=[k, k], pads=[k // 2] * 4, strides=[1, 1])
+        for k in (5, 9, 13)
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "weight", "bias"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["conv"], ["sigmoid"]),
+        helper.make_node("Mul", ["conv", "sigmoid"], ["silu"]),
+        *pools,
+        helper.make_node("Concat", ["silu", "pool5", "pool9", "pool13"], ["output"], axis=1),
+    ]
+    initializers = [numpy_helper.from_array(WEIGHT, "weight"), numpy_helper.from_array(BIAS, "bias")]
+    graph = helper.make_graph(
+        nodes,
+        "spp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 2, 16, 16])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 16, 16, 16])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_silu_is_fused_and_spp_pools_chained(tmp_path):
+    """``x * sigmoid(x)`` runs as one SiLU and the 9- and 13-pools as 5-pools of the pool before: same values."""
+    module = load_network(spp_graph(tmp_path / "spp.onnx"), tmp_path / "cache").module
+    called = [module.get_submodule(node.target) for node in module.graph.nodes if node.op == "call_module"]
+    assert not any(isinstance(layer, torch.nn.Sigmoid) for layer in called)
+    assert [layer.kernel_size for layer in called if isinstance(layer, torch.nn.MaxPool2d)] == [[5, 5]] * 3
+    batch = torch.randn(2, 2, 16, 16) * 4
+    silu = F.silu(F.conv2d(batch, torch.from_numpy(WEIGHT), torch.from_numpy(BIAS), padding=1))
+    pools = [F.max_pool2d(silu, k, 1, k // 2) for k in (5, 9, 13)]
+    with torch.inference_mode():
+        torch.testing.assert_close(module(batch), torch.cat([silu, *pools], 1), rtol=1e-6, atol=1e-6)

@@ -20,6 +20,7 @@ from stablepose_core.detect.backends import (
     create_detector,
     find_weights,
 )
+from stablepose_core.detect.batches import CROP_BATCH, FRAME_BATCH, batch_sizes
 from stablepose_core.detect.dwpose import PIXEL_MEAN, PIXEL_STD, box_to_crop, crop, crop_grid, letterbox
 from stablepose_core.poses.keypoints import COCO17_NAMES, VISIBILITY_THRESHOLD, PoseKeypoints
 
@@ -338,3 +339,9 @@ def test_dwpose_variants_in_comfyui_controlnet_aux_folders(tmp_path):
     np.testing.assert_allclose(pose.keypoints[0, :, :2], np.tile([[176.0, 264.0]], (17, 1)), atol=1e-3)
     (pose_dir / "dw-mm_ucoco.onnx").symlink_to(pose_dir / "dw-ss_ucoco.onnx")
     assert "dw-mm_ucoco.onnx" in {s.name: s for s in backend_statuses([tmp_path])}[DWPOSE].detail
+
+
+def test_batches_fit_the_device():
+    """16 frames and 64 crops per call where a batch is one launch per layer; 4 and 8 on CPUs."""
+    assert batch_sizes(torch.device("cuda")) == batch_sizes(torch.device("mps")) == (FRAME_BATCH, CROP_BATCH)
+    assert batch_sizes(torch.device("cpu")) == (4, 8) and FRAME_BATCH % 4 == 0

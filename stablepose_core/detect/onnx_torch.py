@@ -10,6 +10,10 @@ agree). Before conversion the graph is normalised in three ways, none of which c
 * a ``Reshape`` to a constant shape whose first dimension is 1 while its input's is 1 (a graph exported for batch
   1, as ``yolox_l.onnx``) copies the first dimension instead (ONNX's ``0``), so the network takes batches.
 
+After conversion two rewrites of the PyTorch graph save time and give the same values: ``x * sigmoid(x)`` (SiLU as
+exported) becomes one ``F.silu`` (:func:`fuse_silu`), and SPP's parallel 5/9/13 max pools become a chain of 5-pools
+(:func:`chain_max_pools`).
+
 The cache (:func:`cache_dir`) holds one ``.pt`` file per converted file, named after the file's SHA-256, written by
 this module with ``torch.save``; delete the folder to convert again.
 """
@@ -25,14 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import fx, nn
 
 from ..atomic import atomic_write
 
 log = logging.getLogger("stable_pose")
 
 CACHE_ENV = "STABLEPOSE_CACHE_DIR"
-FORMAT_VERSION = 1  # bump when the normalisation or the saved object changes
+FORMAT_VERSION = 2  # bump when the normalisation or the saved object changes
 
 
 def cache_dir() -> Path:
@@ -112,6 +117,71 @@ def batchable(model):
     return model
 
 
+def _submodule(module: fx.GraphModule, node: fx.Node) -> nn.Module | None:
+    return module.get_submodule(node.target) if node.op == "call_module" else None
+
+
+def fuse_silu(module: fx.GraphModule) -> fx.GraphModule:
+    """``Mul(x, Sigmoid(x))`` (SiLU as PyTorch exports it to ONNX) -> ``F.silu(x)``: one pass over the activation
+    instead of two. ``module`` is changed in place and returned."""
+    graph = module.graph
+    for node in list(graph.nodes):
+        if not isinstance(_submodule(module, node), nn.Sigmoid) or len(node.users) != 1:
+            continue
+        (mul,) = node.users
+        multiply = _submodule(module, mul)
+        plain_mul = getattr(multiply, "math_op_function", None) is torch.mul and getattr(multiply, "broadcast", 0) != 1
+        if plain_mul and len(mul.args) == 2 and set(mul.args) == {node.args[0], node}:
+            with graph.inserting_before(mul):
+                mul.replace_all_uses_with(graph.call_function(F.silu, (node.args[0],)))
+            graph.erase_node(mul)
+            graph.erase_node(node)
+    return _recompiled(module)
+
+
+def _window(pool: nn.Module) -> int | None:
+    """The kernel of a stride-1, same-size, square 2-D max pool (padding kernel // 2), else None."""
+    if not isinstance(pool, nn.MaxPool2d) or pool.ceil_mode or pool.return_indices:
+        return None
+    kernel, stride, padding, dilation = (
+        tuple(value) if isinstance(value, list | tuple) else (value, value)
+        for value in (pool.kernel_size, pool.stride, pool.padding, pool.dilation)
+    )
+    same = kernel[0] == kernel[1] and kernel[0] % 2 and padding == (kernel[0] // 2,) * 2
+    return kernel[0] if same and stride == (1, 1) and dilation == (1, 1) else None
+
+
+def chain_max_pools(module: fx.GraphModule) -> fx.GraphModule:
+    """Max pools of one input with kernels k, 2k - 1, 3k - 2, ... (SPP's 5, 9, 13) -> each the k-pool of the one
+    before: a maximum over a window of a + b - 1 is the maximum over b of the maxima over a, so the values are the
+    same for far fewer comparisons. ``module`` is changed in place and returned."""
+    graph, groups = module.graph, {}
+    for node in graph.nodes:
+        if (window := _window(_submodule(module, node))) is not None:
+            groups.setdefault(node.args[0], []).append((window, node))
+    for pools in groups.values():
+        pools.sort(key=lambda pool: pool[0])
+        smallest, first = pools[0]
+        if len(pools) < 2 or [k for k, _ in pools] != [smallest + i * (smallest - 1) for i in range(len(pools))]:
+            continue
+        anchor = next(node for node in graph.nodes if any(node is pool for _, pool in pools))
+        previous = first.args[0]
+        for _, pool in pools:
+            with graph.inserting_after(anchor if previous is first.args[0] else previous):
+                previous = graph.call_module(first.target, (previous,))
+            pool.replace_all_uses_with(previous)
+        for _, pool in pools:
+            graph.erase_node(pool)
+    return _recompiled(module)
+
+
+def _recompiled(module: fx.GraphModule) -> fx.GraphModule:
+    module.graph.lint()
+    module.delete_all_unused_submodules()
+    module.recompile()
+    return module
+
+
 def convert(path: str | os.PathLike) -> ConvertedNetwork:
     """Read and convert an ONNX file (no cache); a clear error when onnx2torch cannot convert it."""
     import onnx
@@ -121,7 +191,7 @@ def convert(path: str | os.PathLike) -> ConvertedNetwork:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     input_shape = tuple(dim.dim_value if dim.HasField("dim_value") else None for dim in dims)
     try:
-        module = onnx2torch_convert(batchable(model))
+        module = chain_max_pools(fuse_silu(onnx2torch_convert(batchable(model))))
     except (NotImplementedError, KeyError, ValueError) as error:
         raise ValueError(
             f"{path}: this ONNX file cannot be run in PyTorch ({error}); choose the backend's onnxruntime variant"
