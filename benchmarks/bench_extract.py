@@ -29,7 +29,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stablepose_core.detect.backends import BLAZEPOSE, DWPOSE_SUBFOLDERS, create_detector, find_first
-from stablepose_core.detect.batches import batch_sizes
 from stablepose_core.detect.dwpose import (
     DETECTOR_FILES,
     POSE_FILES,
@@ -104,11 +103,8 @@ def bench_blazepose(frames: list[np.ndarray], args: argparse.Namespace) -> dict[
         detector.close()
     draw = frames_per_second(lambda i: render_pose(poses[i % len(poses)]), args.frames * 10)
     print(f"blazepose, frame by frame  {single:8.1f} frames/s  (people found: {poses[0].num_people})")
-    per_call, _ = batch_sizes(torch.device(args.device))
     for name, speed in clips.items():
-        print(
-            f"blazepose, {len(frames)}-frame clip   {speed:8.1f} frames/s  ({name}; {per_call} frames per network call)"
-        )
+        print(f"blazepose, {len(frames)}-frame clip   {speed:8.1f} frames/s  ({name}; one call per network)")
     print(f"skeleton drawing           {draw:8.1f} frames/s")
     print(f"detection + drawing        {both:8.1f} frames/s")
     return clips

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from stablepose_core.detect.batches import FRAME_BATCH, batch_sizes
 from stablepose_core.detect.blazepose import (
     DETECTOR_STEM,
     LANDMARK_STEM,
@@ -101,13 +100,12 @@ def test_nobody_in_the_coffee_photo(blazepose):
     assert blazepose(np.zeros((240, 320, 3), np.uint8)) is None
 
 
-def test_a_clip_goes_through_each_network_once_per_batch(blazepose):
-    """16 frames of several sizes (some without anybody): one detector call per batch of the device's size, one
-    landmark call for the frames of that batch with a person; each frame's landmarks are those it gets alone, to
-    a quarter pixel."""
+def test_a_clip_goes_through_each_network_once(blazepose):
+    """16 frames of several sizes (one without anybody): one detector call for all, one landmark call for the frames
+    with a person; each frame's landmarks are those it gets alone, to a quarter pixel."""
     photos = reference_photos()
     names = sorted(photos)
-    frames = [photos[names[index % len(names)]] for index in range(FRAME_BATCH)]
+    frames = [photos[names[index % len(names)]] for index in range(16)]
     calls: dict[str, list[int]] = {"detector": [], "landmarker": []}
     handles = [
         getattr(blazepose, name).register_forward_hook(
@@ -121,10 +119,7 @@ def test_a_clip_goes_through_each_network_once_per_batch(blazepose):
         for handle in handles:
             handle.remove()
     found = [landmarks is not None for landmarks in batch]
-    size, _ = batch_sizes(blazepose.device)
-    per_batch = [sum(found[start : start + size]) for start in range(0, len(frames), size)]
-    assert calls == {"detector": [size] * (len(frames) // size), "landmarker": [n for n in per_batch if n]}
-    assert 0 < sum(found) < len(frames)
+    assert calls == {"detector": [16], "landmarker": [sum(found)]} and 0 < sum(found) < 16
     for frame, landmarks in zip(frames[: len(names)], batch, strict=False):
         alone = blazepose(frame)
         assert (alone is None) == (landmarks is None)

@@ -1,10 +1,10 @@
 """How many images a pose network takes per call, by device.
 
-A GPU runs a batch as one launch per layer, so the detectors give it 16 frames (and DWPose 64 person crops) per
-call. A CPU gains nothing from such batches and loses time to them: with 16 frames (64 crops) per call BlazePose,
-YOLOX-L and DWPose-L took 15-30 % longer per image than with 4 frames (8 crops), their activations outgrowing the
-caches (``benchmarks/bench_extract.py``, docs/poses.md).
-"""
+A GPU runs a batch as one launch per layer, so DWPose gives it 16 frames per YOLOX call and 64 person crops per
+DWPose call. A CPU gains nothing from such batches and loses time to them: with 16 frames (64 crops) per call,
+YOLOX-L and DWPose-L in PyTorch took 15-25 % longer per image than with 4 frames (8 crops), their activations
+outgrowing the caches; so CPUs get 4 and 8. The built-in BlazePose takes the node's 16 frames in one call on every
+device: its small networks ran no faster end to end in CPU batches of 4 (``benchmarks/bench_extract.py``)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,6 @@ import cv2
 import numpy as np
 import torch
 
-from .batches import batch_sizes
 from .tflite_graph import TFLiteGraph, shard_paths
 
 MODEL_DIR = Path(__file__).parent / "blazepose_models"
@@ -167,7 +166,7 @@ def cpu_threads(device: torch.device, batch: int) -> Iterator[None]:
 class BlazePose:
     """Single-person BlazePose: RGB uint8 image -> (33, 6) landmarks or None: x, y in pixels, visibility, then
     the world landmark x, y, z in metres; a batch of images (:meth:`detect`, any sizes) goes through each network
-    in batches."""
+    in one call."""
 
     def __init__(self, device: str | torch.device = "cpu", model_dir: str | os.PathLike = MODEL_DIR) -> None:
         self.device = torch.device(device)
@@ -206,20 +205,14 @@ class BlazePose:
         return [_landmark_rows(*per_image, rect) for *per_image, rect in zip(*outputs, rects, strict=True)]
 
     def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray | None]:
-        """Each image's landmarks (33, 6) or None; per batch of the device's size (:mod:`.batches`) one detector
-        call, then one landmark call for the images with a person."""
-        found: list[np.ndarray | None] = []
-        frame_batch, _ = batch_sizes(self.device)
-        for start in range(0, len(images), frame_batch):
-            batch = images[start : start + frame_batch]
-            rects = self.regions_of_interest(batch)
-            present = [index for index, rect in enumerate(rects) if rect is not None]
-            batch_found: list[np.ndarray | None] = [None] * len(batch)
-            if present:
-                landmarks = self.landmarks([batch[index] for index in present], [rects[index] for index in present])
-                for index, points in zip(present, landmarks, strict=True):
-                    batch_found[index] = points
-            found += batch_found
+        """Each image's landmarks (33, 6) or None; two network calls for the whole batch."""
+        rects = self.regions_of_interest(images)
+        present = [index for index, rect in enumerate(rects) if rect is not None]
+        found: list[np.ndarray | None] = [None] * len(images)
+        if present:
+            landmarks = self.landmarks([images[index] for index in present], [rects[index] for index in present])
+            for index, points in zip(present, landmarks, strict=True):
+                found[index] = points
         return found
 
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
