@@ -48,7 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CKPTS_DIR = REPO_ROOT / ".cache" / "test-models" / "ckpts"  # comfyui_controlnet_aux's ``ckpts`` layout
 DWPOSE_DIR = CKPTS_DIR / "yzd-v" / "DWPose"
 SEED = 20230728
-VERSION = f"1/{SEED}"  # bump when an architecture, the initialisation or the export changes
+VERSION = f"3/{SEED}"  # bump when an architecture, the initialisation or the export changes
 STAMP_FILE = ".stable-pose-test-models"  # written last: its VERSION says both files are complete and current
 OPSET = 17
 METADATA = {"stable_pose.test_model": "random weights for tests; not a trained model"}
@@ -377,15 +377,15 @@ def measure_batchnorm(model: nn.Module, inputs: torch.Tensor) -> nn.Module:
 def calibration_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     """``skimage.data.astronaut()`` as each network sees it in the pipeline: letterboxed to 640² for YOLOX; the
     whole photo as the box, padded, warped to 288 x 384 and normalised for RTMPose."""
-    import numpy as np
     from skimage import data
 
-    from stablepose_core.detect.dwpose import box_to_crop, crop, letterbox
+    from stablepose_core.detect.dwpose import box_to_crop, crop, crop_grid, letterbox
 
-    photo = data.astronaut()
-    box = np.array([0.0, 0.0, photo.shape[1], photo.shape[0]])
-    pose_input = crop(photo, *box_to_crop(box, 288, 384), 288, 384)
-    return torch.from_numpy(letterbox(photo)[0]), torch.from_numpy(pose_input)
+    photo = torch.from_numpy(data.astronaut())
+    height, width = photo.shape[:2]
+    centre, size = box_to_crop(torch.tensor([[0.0, 0.0, width, height]]), 288, 384)
+    pose_input = crop(photo, crop_grid(centre, size, 288, 384, (width, height)))
+    return letterbox(photo[None])[0], pose_input
 
 
 def build_yolox(seed: int = SEED) -> YOLOX:

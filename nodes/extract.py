@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..stablepose_core.detect.backends import LEGACY_BACKENDS, backend_statuses, create_detector
+from ..stablepose_core.detect.batches import FRAME_BATCH
 from ..stablepose_core.poses.keypoints import PoseKeypoints, pose_keypoint_frames
 from ..stablepose_core.poses.sequence import without_absent_people
 from ..stablepose_core.poses.skeleton import MAX_PEOPLE, render_pose
@@ -66,7 +67,7 @@ def backend_input() -> tuple[list[str], dict]:
     the others."""
     statuses = backend_statuses(weight_roots())
     names = [status.name for status in statuses if status.available] or [NO_BACKEND]
-    tooltip = "Pose detector (blazepose: built in, offline, 1 person). " + "; ".join(
+    tooltip = "Pose detector; each runs offline, on batches of frames. " + "; ".join(
         f"{status.name}: {'ready' if status.available else 'unavailable'} ({status.detail})" for status in statuses
     )
     return names, {"default": names[0], "tooltip": tooltip}
@@ -97,21 +98,25 @@ def given_poses(
 
 
 def detect_poses(image: torch.Tensor, backend: str) -> list[PoseKeypoints]:
-    """Run ``backend`` on each image of a ComfyUI batch, with ComfyUI's progress bar and interruption."""
+    """Run ``backend`` on a ComfyUI batch, handing it :data:`FRAME_BATCH` images at a time (BlazePose runs them
+    through each network at once, DWPose in its device's batches), on ComfyUI's device (float16 where ComfyUI would
+    use it), with ComfyUI's progress bar and interruption between batches."""
     if backend == NO_BACKEND:
         statuses = backend_statuses(weight_roots())
         raise RuntimeError(
             "no pose detector can run; connect a pose_keypoint input or enable one: "
             + "; ".join(f"{status.name}: {status.detail}" for status in statuses)
         )
-    detector = create_detector(backend, weight_roots(), str(comfy.model_management.get_torch_device()))
+    device = comfy.model_management.get_torch_device()
+    half = comfy.model_management.should_use_fp16(device)
+    detector = create_detector(backend, weight_roots(), str(device), half)
     progress = comfy.utils.ProgressBar(image.shape[0])
     poses = []
     try:
-        for frame in image:
+        for frames in image.split(FRAME_BATCH):
             comfy.model_management.throw_exception_if_processing_interrupted()
-            poses.append(detector(to_uint8_rgb(frame)))
-            progress.update(1)
+            poses += detector.detect([to_uint8_rgb(frame) for frame in frames])
+            progress.update(len(frames))
     finally:
         detector.close()
     return poses

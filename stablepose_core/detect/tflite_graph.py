@@ -4,8 +4,9 @@ The graph is one or more safetensors shards of fp16 weights; the first shard's m
 TFLite's order. Only the ops
 BlazePose's detector and landmark networks use are implemented, with TFLite's semantics: ``SAME`` padding
 split with the extra pixel after, fused ReLU/ReLU6, NHWC channel padding and ``DEPTH_TO_SPACE`` channel order,
-half-pixel bilinear resizing and NHWC reshapes. Activations are kept NCHW; 4-D tensors are moved to NHWC only
-where TFLite's layout is observable (reshape, concatenation axis).
+half-pixel bilinear resizing and NHWC reshapes. Activations are indexed NCHW (stored ``channels_last``); 4-D
+tensors are moved to NHWC only where TFLite's layout is observable (reshape, concatenation axis). Zero ``PAD`` ops
+before ``VALID`` convolutions and symmetric ``SAME`` padding become the convolution's own padding argument.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1, -1: 1}
 
 
 def _activate(x: torch.Tensor, activation: str) -> torch.Tensor:
+    """The fused activation, in place: ``x`` is always an op's fresh output."""
     if activation == "RELU":
-        return F.relu(x)
+        return F.relu_(x)
     if activation == "RELU6":
-        return F.relu6(x)
+        return F.hardtanh_(x, 0.0, 6.0)
     return x
 
 
@@ -40,13 +42,60 @@ def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[i
     return total // 2, total - total // 2
 
 
-def _pad_same(x: torch.Tensor, op: dict, kernel: tuple[int, int], value: float = 0.0) -> torch.Tensor:
+def _pad_same(
+    x: torch.Tensor, op: dict, kernel: tuple[int, int], value: float = 0.0
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """``x`` padded for TFLite's ``SAME``, as ``(x, (pad_y, pad_x))``: a symmetric padding is left to the op (its
+    ``padding`` argument, no copy of ``x``), an asymmetric one is applied here and ``(0, 0)`` returned."""
     if op["padding"] != "SAME":
-        return x
+        return x, tuple(op.get("folded_pad", (0, 0)))
     dilation = op.get("dilation", [1, 1])
     top, bottom = _same_padding(x.shape[2], kernel[0], op["stride"][0], dilation[0])
     left, right = _same_padding(x.shape[3], kernel[1], op["stride"][1], dilation[1])
-    return F.pad(x, (left, right, top, bottom), value=value)
+    if top == bottom and left == right:
+        return x, (top, left)
+    return F.pad(x, (left, right, top, bottom), value=value), (0, 0)
+
+
+def fold_pads(ops: list[dict]) -> list[dict]:
+    """The op list without the ``PAD`` ops that only pad height and width symmetrically with zeros for ``VALID``
+    convolutions: each such convolution gets ``folded_pad`` (its ``padding`` argument) and reads the ``PAD``'s
+    input, which saves copying the activation (the same result)."""
+    consumers: dict[int, list[dict]] = {}
+    for op in ops:
+        for ref in op["inputs"]:
+            if isinstance(ref, int):
+                consumers.setdefault(ref, []).append(op)
+    kept = []
+    for op in ops:
+        users = consumers.get(op["outputs"][0], [])
+        if op["op"] == "PAD" and users and all(_folds(op, user) for user in users):
+            (_, _), (top, _), (left, _), (_, _) = op["constants"]["1"]
+            for user in users:
+                user["inputs"][0], user["folded_pad"] = op["inputs"][0], [top, left]
+        else:
+            kept.append(op)
+    return kept
+
+
+def _folds(pad: dict, user: dict) -> bool:
+    """Whether ``pad`` can become the padding argument of ``user``."""
+    batch, (top, bottom), (left, right), channels = pad["constants"]["1"]
+    return (
+        user["op"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
+        and user["padding"] == "VALID"
+        and user["inputs"][0] == pad["outputs"][0]
+        and pad["outputs"][0] not in user["inputs"][1:]
+        and not any(batch)
+        and not any(channels)
+        and (top, left) == (bottom, right)
+    )
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """4-D tensors in ``channels_last`` memory (NHWC strides, still NCHW-indexed): convolutions, depthwise ones
+    above all, run faster so on CPUs (oneDNN) and GPUs, and TFLite's NHWC reshapes become views."""
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
 
 
 def _nchw_to_nhwc(x: torch.Tensor) -> torch.Tensor:
@@ -84,11 +133,13 @@ class TFLiteGraph(nn.Module):
                 metadata = file.metadata() if index == 0 else metadata
                 weights.update({key: file.get_tensor(key).float() for key in file.keys()})  # noqa: SIM118 (safe_open is not a dict)
         graph = json.loads(metadata["graph"])
-        self.weights = nn.ParameterDict({key: nn.Parameter(value, False) for key, value in weights.items()})
+        self.weights = nn.ParameterDict(
+            {key: nn.Parameter(_channels_last(value), False) for key, value in weights.items()}
+        )
         self.metadata = metadata
         self.input_id: int = graph["input"]
         self.output_ids: list[int] = graph["outputs"]
-        self.ops: list[dict] = graph["ops"]
+        self.ops: list[dict] = fold_pads(graph["ops"])
         self._run: dict[str, Callable] = {
             "CONV_2D": self._conv,
             "DEPTHWISE_CONV_2D": self._conv,
@@ -107,7 +158,7 @@ class TFLiteGraph(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        values: dict[int, torch.Tensor] = {self.input_id: x}
+        values: dict[int, torch.Tensor] = {self.input_id: _channels_last(x)}
         for op in self.ops:
             inputs = [
                 None if ref is None else self.weights[ref] if isinstance(ref, str) else values[ref]
@@ -119,9 +170,10 @@ class TFLiteGraph(nn.Module):
     @staticmethod
     def _conv(op: dict, inputs: list) -> torch.Tensor:
         x, weight, bias = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
-        x = _pad_same(x, op, (weight.shape[2], weight.shape[3]))
+        x, padding = _pad_same(x, op, (weight.shape[2], weight.shape[3]))
         groups = x.shape[1] if op["op"] == "DEPTHWISE_CONV_2D" else 1
-        out = F.conv2d(x, weight, bias, stride=op["stride"], dilation=op.get("dilation", 1), groups=groups)
+        dilation = op.get("dilation", 1)
+        out = F.conv2d(x, weight, bias, stride=op["stride"], padding=padding, dilation=dilation, groups=groups)
         return _activate(out, op["activation"])
 
     @staticmethod
@@ -137,8 +189,8 @@ class TFLiteGraph(nn.Module):
 
     @staticmethod
     def _max_pool(op: dict, inputs: list) -> torch.Tensor:
-        x = _pad_same(inputs[0], op, op["kernel"], value=-math.inf)
-        return _activate(F.max_pool2d(x, op["kernel"], op["stride"]), op["activation"])
+        x, padding = _pad_same(inputs[0], op, op["kernel"], value=-math.inf)
+        return _activate(F.max_pool2d(x, op["kernel"], op["stride"], padding), op["activation"])
 
     @staticmethod
     def _depth_to_space(op: dict, inputs: list) -> torch.Tensor:
