@@ -1,12 +1,13 @@
 """Build the caches the tests share, once, before pytest starts (``tools/bootstrap.sh --test-caches``):
 
 - ``models``: the random-weight SD1.5 checkpoint, ControlNet and adapter (``.cache/test-models``);
-- ``body``: Anny's model data (``.cache/anny``, about a minute the first time), when anny is installed.
+- ``body``: Anny's model data (``.cache/anny``, about a minute the first time), when anny is installed;
+- ``dwpose``: random-weight ONNX files of the true YOLOX-L and DWPose-L networks (``.cache/test-models/ckpts``).
 
-    python -m harness.prepare_caches [models] [body]     (both when none is named)
+    python -m harness.prepare_caches [models] [body] [dwpose]     (all when none is named)
 
-Each part is skipped when its files are current, so a set-up checkout spends well under a second here. The two
-parts are independent: bootstrap builds them in two processes while it installs the remaining packages.
+Each part is skipped when its files are current, so a set-up checkout spends well under a second here. The parts
+are independent: bootstrap builds each in its own process while it installs the remaining packages.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from harness.comfy_host import REPO_ROOT
+from harness.dwpose_models import export_dwpose_models
 from harness.make_test_models import ensure_test_models
 
 ANNY_CACHE = REPO_ROOT / ".cache" / "anny"
@@ -32,7 +34,11 @@ def build_body_cache() -> None:
     load_body_model("cpu", os.environ.get("ANNY_CACHE_DIR", ANNY_CACHE))
 
 
-PARTS: dict[str, Callable[[], object]] = {"models": ensure_test_models, "body": build_body_cache}
+PARTS: dict[str, Callable[[], object]] = {
+    "models": ensure_test_models,
+    "body": build_body_cache,
+    "dwpose": export_dwpose_models,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

