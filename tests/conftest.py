@@ -20,12 +20,12 @@ from PIL import Image
 from harness.browser import chromium
 from harness.comfy_host import REPO_ROOT, ComfyHost
 from harness.make_test_models import ModelFiles, ensure_test_models
+from harness.prepare_caches import ANNY_CACHE
 from harness.reference_weights import sample_pose_image
 from stablepose_core.detect.onnx_torch import CACHE_ENV
 from tools.make_workflows import install
 
-# Anny's built model data (about 1-2 minutes to make, once per checkout), shared by the core tests and the nodes.
-ANNY_CACHE = REPO_ROOT / ".cache" / "anny"
+# Anny's built model data (made once per checkout by harness.prepare_caches), shared by the core tests and the nodes.
 os.environ.setdefault("ANNY_CACHE_DIR", str(ANNY_CACHE))
 
 
@@ -244,7 +244,8 @@ def loaded(comfy_host: ComfyHost, test_models: ModelFiles) -> dict[str, Any]:
 def seed() -> int:
     """A fresh sampler seed per test. ComfyUI's output cache keys a node on its input signature (class, widget
     values and, recursively, its ancestors' signatures; not its id), so without it a sampler identical to one of
-    an earlier test would be answered from the cache without running; :func:`latents` checks that none was."""
+    an earlier test would be answered from the cache without running (``test_stable_pose_nodes.latents`` checks
+    that none was)."""
     return next(_SEEDS)
 
 

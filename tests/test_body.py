@@ -1,8 +1,8 @@
 """The 3D body prior on the real Anny model: fits of the bundled photos, plausibility of real poses against edited
 generation failures, back views, rendering, empty inputs.
 
-The photos' poses and the failures edited into them (``hips``, ``forearm``, ``knee``) are
-:mod:`harness.body_samples`'.
+The photos' poses and the failures edited into them (``hips``, ``forearm``, ``knee``) come from
+:mod:`harness.body_samples`.
 Only edits of joints the photo shows confidently are judged: the astronaut's legs are out of frame, so her knee and
 forearm edits would move guesses, not body parts (the camera man's are used).
 """
