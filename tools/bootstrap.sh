@@ -40,8 +40,41 @@ run_once() {
 
 # pip's notes about this machine's local package indexes are noise; everything else goes to stderr.
 pip_install() {
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c "$CONSTRAINTS" "$@" 2>&1 |
+    "${INSTALL[@]}" -c "$CONSTRAINTS" "$@" 2>&1 |
         { grep -v 'is ignored: it is neither a file nor a directory' || true; } >&2
+}
+
+# uv_index_args: pip's configured package sources (`pip config list`: indexes, find-links, constraints, from the
+# config files and PIP_* variables) as uv options, so uv installs from exactly what pip would.
+uv_index_args() {
+    local key value item
+    while IFS= read -r line; do
+        key=${line%%=*} value=${line#*=}
+        value=${value#\'} value=${value%\'}
+        for item in $value; do
+            case ${key##*.} in
+                index-url) printf '%s\n' --index-url "$item" ;;
+                extra-index-url) printf '%s\n' --extra-index-url "$item" ;;
+                find-links) printf '%s\n' --find-links "$item" ;;
+                constraint) printf '%s\n' --constraint "$item" ;;
+            esac
+        done
+    done < <("$VENV/bin/python" -m pip config list 2>/dev/null)
+}
+
+# The installer: uv (installed from PyPI into the venv) resolving like pip across all sources, and installing in
+# parallel (torch's 4 GB of files in ~10 s instead of ~45 s); pip when uv cannot be installed.
+INSTALL=()
+choose_installer() {
+    INSTALL=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+    if [[ -x "$VENV/bin/uv" ]] || pip_install uv; then
+        local sources
+        mapfile -t sources < <(uv_index_args)
+        INSTALL=("$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --index-strategy unsafe-best-match
+            "${sources[@]}")
+    else
+        log "uv could not be installed: installing with pip"
+    fi
 }
 
 make_venv() {
@@ -131,6 +164,7 @@ main() {
     make_venv
     mkdir -p "$STAMPS"
     printf '%s\n' "${TORCH_PINS[@]}" >"$CONSTRAINTS"
+    choose_installer
     run_once torch "${TORCH_PINS[*]}" pip_install "${TORCH_PINS[@]}"
     install_requirements requirements-optional.txt  # anny (needs only torch): its data can be built from here on
     start_test_cache body

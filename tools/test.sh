@@ -3,6 +3,10 @@
 # arguments go to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# glibc's malloc gives every block over 32 MB its own fresh pages (mmap), so each oneDNN convolution that re-lays an
+# SD1.5-size weight (59 MB at 1280 channels) first faults in and zeroes its buffer: at the tests' 8x8 latents that
+# was half of a UNet step. Served from the heap and kept there, the same steps take half the time.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184"
 VENV="$(bash "$ROOT/tools/bootstrap.sh" --test-caches)"
 bash "$ROOT/tools/install_browser.sh"   # Debian's Chromium + ChromeDriver for the editor's browser test
 cd "$ROOT"
