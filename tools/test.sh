@@ -7,8 +7,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # SD1.5-size weight (59 MB at 1280 channels) first faults in and zeroes its buffer: at the tests' 8x8 latents that
 # was half of a UNet step. Served from the heap and kept there, the same steps take half the time.
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184"
+bash "$ROOT/tools/install_browser.sh" &  # Debian's Chromium + ChromeDriver for the editor's browser test, meanwhile
+BROWSER=$!
 VENV="$(bash "$ROOT/tools/bootstrap.sh" --test-caches)"
-bash "$ROOT/tools/install_browser.sh"   # Debian's Chromium + ChromeDriver for the editor's browser test
+wait "$BROWSER"
 cd "$ROOT"
 node --test tests/js/                    # the editor's JS model (node's built-in test runner)
 # One process: with two workers (-n 2 --dist loadgroup, groups in tests/conftest.py) 24 GB ran out even with the
