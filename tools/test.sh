@@ -3,6 +3,9 @@
 # arguments go to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Python writes its bytecode caches (__pycache__/, git-ignored) even where PYTHONDONTWRITEBYTECODE is set: the ~40
+# Python processes of a run would otherwise each compile torch and ComfyUI again.
+unset PYTHONDONTWRITEBYTECODE
 # glibc's malloc gives every block over 32 MB its own fresh pages (mmap), so each oneDNN convolution that re-lays an
 # SD1.5-size weight (59 MB at 1280 channels) first faults in and zeroes its buffer: at the tests' 8x8 latents that
 # was half of a UNet step. Served from the heap and kept there, the same steps take half the time.
