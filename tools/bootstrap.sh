@@ -38,8 +38,10 @@ run_once() {
     printf '%s' "$key" >"$STAMPS/$name"
 }
 
-# pip's notes about this machine's local package indexes are noise; everything else goes to stderr.
+# pip's notes about this machine's local package indexes are noise; everything else goes to stderr. The installer is
+# chosen at the first install, so a set-up checkout never asks pip for its configuration.
 pip_install() {
+    [[ ${#INSTALL[@]} -gt 0 ]] || choose_installer
     "${INSTALL[@]}" -c "$CONSTRAINTS" "$@" 2>&1 |
         { grep -v 'is ignored: it is neither a file nor a directory' || true; } >&2
 }
@@ -47,7 +49,7 @@ pip_install() {
 # uv_index_args: pip's configured package sources (`pip config list`: indexes, find-links, constraints, from the
 # config files and PIP_* variables) as uv options, so uv installs from exactly what pip would.
 uv_index_args() {
-    local key value item
+    local line key value item
     while IFS= read -r line; do
         key=${line%%=*} value=${line#*=}
         value=${value#\'} value=${value%\'}
@@ -164,7 +166,6 @@ main() {
     make_venv
     mkdir -p "$STAMPS"
     printf '%s\n' "${TORCH_PINS[@]}" >"$CONSTRAINTS"
-    choose_installer
     run_once torch "${TORCH_PINS[*]}" pip_install "${TORCH_PINS[@]}"
     install_requirements requirements-optional.txt  # anny (needs only torch): its data can be built from here on
     start_test_cache body
