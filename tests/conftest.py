@@ -29,15 +29,6 @@ from tools.make_workflows import install
 os.environ.setdefault("ANNY_CACHE_DIR", str(ANNY_CACHE))
 
 
-# Modules that load the SD1.5-size test models (sampling, training): under pytest-xdist they all run on one worker,
-# one after the other, as two SD1.5-size jobs at once can exhaust a 24 GB machine.
-SD15_MODULES = frozenset(
-    {
-        "test_host", "test_stable_pose_nodes", "test_training", "test_training_cli", "test_training_node",
-        "test_video", "test_video_packs", "test_workflows", "test_adapter_memory", "test_node_surfaces",
-        "test_rectify", "test_synthesize",
-    }
-)  # fmt: skip
 _SEEDS = itertools.count(100)  # one counter for the session: no two tests sample with the same seed
 
 # ONNX networks converted to PyTorch are cached in the repo's test cache, not the user's (subprocesses inherit it)
@@ -45,14 +36,10 @@ os.environ.setdefault(CACHE_ENV, str(REPO_ROOT / ".cache" / "onnx2torch"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that boots ComfyUI in this process (through ``comfy_host``) with ``host``, and give each
-    test its module as xdist group (whole modules per worker: module fixtures are built once), the SD1.5-size
-    modules one shared group."""
+    """Mark every test that boots ComfyUI in this process (through ``comfy_host``) with ``host``."""
     for item in items:
         if "comfy_host" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.host)
-        module = item.path.stem
-        item.add_marker(pytest.mark.xdist_group("sd15" if module in SD15_MODULES else str(item.path)))
 
 
 @pytest.fixture(scope="session")

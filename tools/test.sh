@@ -16,6 +16,6 @@ VENV="$(bash "$ROOT/tools/bootstrap.sh" --test-caches)"
 wait "$BROWSER"
 cd "$ROOT"
 node --test tests/js/                    # the editor's JS model (node's built-in test runner)
-# One process: with two workers (-n 2 --dist loadgroup, groups in tests/conftest.py) 24 GB ran out even with the
-# SD1.5-size modules on one worker (12 GB there and 8 GB on the other at once), and the cores were no faster.
+# One process: with two (pytest-xdist workers, or the modules split by memory) 24 GB ran out or the run took longer;
+# the suite keeps both cores busy on its own.
 exec "$VENV/bin/python" -m pytest "$@"
