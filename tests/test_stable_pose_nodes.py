@@ -53,10 +53,11 @@ def test_start_end_percent_limit_the_steps(comfy_host, test_models, pose_files, 
     prompt["early"] = apply_node(end=0.5)
     prompt["late"] = apply_node(start=0.5)
     prompt["apply"] = apply_node()
+    steps = 2  # a percent of 0.5 cuts them in halves
     for name, model in (("early", "early"), ("late", "late"), ("all", "apply"), ("plain", "ckpt")):
-        prompt |= sampler(name, [model, 0], seed, steps=2)  # two steps: a percent of 0.5 cuts them in halves
+        prompt |= sampler(name, [model, 0], seed, steps=steps)
     early, late, full, plain = latents(comfy_host, prompt, "early", "late", "all", "plain")
-    assert len(calls) == 2 + 1 + 1, "all steps for the full range, one step for each half"
+    assert len(calls) == steps + 1 + 1, "all steps for the full range, one step for each half"
     assert not torch.equal(early, late) and not torch.equal(early, full) and not torch.equal(late, plain)
 
 
