@@ -161,6 +161,42 @@ def photo_pose(extract_pos: tuple[int, int]) -> tuple[Node, Node, Node]:
     )
 
 
+def pose_sequence_input() -> tuple[Node, Node]:
+    """A multi-frame image of poses and its size (one latent per pose)."""
+    return (
+        Node("poses", "LoadImage", (40, 420), (340, 520), "Pose sequence", {"image": POSE_SEQUENCE}),
+        Node("size", "GetImageSize", (40, 1000), (340, 100), links={"image": "poses.IMAGE"}),
+    )
+
+
+def per_pose_latents(x: int, y: int, batch_size: int) -> tuple[Node, Node]:
+    """One empty latent per pose (sized by the ``size`` node), all with the same noise."""
+    return (
+        Node(
+            "latent",
+            "EmptyLatentImage",
+            (x, y),
+            (400, 110),
+            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1], "batch_size": batch_size},
+            links={"width": "size.width", "height": "size.height", "batch_size": "size.batch_size"},
+        ),
+        Node(
+            "same_noise",
+            "LatentBatchSeedBehavior",
+            (x, y + 180),
+            (400, 80),
+            "Same noise for every frame",
+            {"seed_behavior": "fixed"},
+            {"samples": "latent.LATENT"},
+        ),
+    )
+
+
+def save_animation(pos: tuple[int, int], prefix: str, fps: float) -> Node:
+    options = {"filename_prefix": prefix, "fps": fps, "lossless": False, "quality": 90}
+    return Node("animation", "SaveAnimatedWEBP", pos, (520, 520), "Save animation", options, {"images": "decode.IMAGE"})
+
+
 MODELS_TEXT = f"""
 Models:
 - Load Checkpoint: an SD1.5 checkpoint in models/checkpoints ({SD15_CHECKPOINT}; ComfyUI offers to download it,
@@ -176,8 +212,7 @@ settings (schedule, kernels, sigma, threshold) default to the released model's.
 """
 
 
-def txt2img() -> Spec:
-    text = f"""
+TXT2IMG_NOTE = f"""
 Stable-Pose text-to-image: an SD1.5 image of a person in the pose of a pose image.
 {MODELS_TEXT}
 Pose image: a Stable-Pose pose image (COCO-17 skeleton in HumanSD colours on black), e.g. {EXAMPLE_POSE}
@@ -190,6 +225,9 @@ latent), keep the aspect ratio close.
 Preview Attention Masks (Stable-Pose): where pose-masked attention looks, per ViT layer (left the latent grid, right the
 patch grid).
 """
+
+
+def txt2img() -> Spec:
     nodes = (
         checkpoint((40, 100)),
         adapter((40, 260)),
@@ -201,7 +239,7 @@ patch grid).
         Node("masks_view", "PreviewImage", (900, 1000), (520, 330), "Mask preview", links={"images": "masks.preview"}),
         *sampling(900, 100, "latent.LATENT"),
         save_image("save", (1300, 80), (520, 760), "Generated image", "stable_pose/txt2img", "decode.IMAGE"),
-        note("note", (-420, 100), (380, 840), text),
+        note("note", (-420, 100), (380, 840), TXT2IMG_NOTE),
     )
     groups = (
         Group("Models", ("ckpt", "adapter")),
@@ -212,8 +250,7 @@ patch grid).
     return Spec("stable_pose_txt2img", nodes, groups)
 
 
-def photo_to_image() -> Spec:
-    text = f"""
+PHOTO_TO_IMAGE_NOTE = f"""
 Photo -> pose -> image: the pose of the person in a photo, adjusted if you like, drives a new image.
 
 Photo: any photo of people ({PHOTO} from this pack's workflows/ folder is an example: upload it). "Resize to
@@ -226,6 +263,9 @@ in its tooltip) and draws them as Stable-Pose was trained to see poses.
 Edit Poses (Stable-Pose): after a first run, click "Open pose editor", then "Load from input" to edit the detected
 pose over the photo; "Apply" stores the edit in the node. With no edit the detected pose passes through.
 {MODELS_TEXT}{APPLY_TEXT}"""
+
+
+def photo_to_image() -> Spec:
     nodes = (
         *photo_pose(extract_pos=(440, 100)),
         Node(
@@ -260,7 +300,7 @@ pose over the photo; "Apply" stores the edit in the node. With no edit the detec
         ),
         *sampling(1700, 100, "latent.LATENT"),
         save_image("save", (2060, 80), (520, 760), "Generated image", "stable_pose/from_photo", "decode.IMAGE"),
-        note("note", (-420, 100), (380, 860), text),
+        note("note", (-420, 100), (380, 860), PHOTO_TO_IMAGE_NOTE),
     )
     groups = (
         Group("Photo", ("photo", "resize")),
@@ -271,8 +311,7 @@ pose over the photo; "Apply" stores the edit in the node. With no edit the detec
     return Spec("photo_to_pose_to_image", nodes, groups)
 
 
-def pose_batch() -> Spec:
-    text = f"""
+POSE_BATCH_NOTE = f"""
 Pose sequence -> frames: one generated frame per pose, with the same prompt and the same noise for every frame
 (Latent Batch Seed Behavior "fixed", KSampler seed "fixed"), so frames differ where the poses differ.
 
@@ -283,11 +322,13 @@ one latent per pose.
 {MODELS_TEXT}{APPLY_TEXT}
 Frames are saved one by one and as an animated WebP (Save Animated WEBP: fps sets the speed).
 """
+
+
+def pose_batch() -> Spec:
     nodes = (
         checkpoint((40, 100)),
         adapter((40, 260)),
-        Node("poses", "LoadImage", (40, 420), (340, 520), "Pose sequence", {"image": POSE_SEQUENCE}),
-        Node("size", "GetImageSize", (40, 1000), (340, 100), links={"image": "poses.IMAGE"}),
+        *pose_sequence_input(),
         *prompts(
             440,
             100,
@@ -295,40 +336,11 @@ Frames are saved one by one and as an animated WebP (Save Animated WEBP: fps set
             "photograph, detailed, high quality",
         ),
         apply_stable_pose((440, 500), "poses.IMAGE"),
-        Node(
-            "latent",
-            "EmptyLatentImage",
-            (440, 800),
-            (400, 110),
-            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1], "batch_size": 4},
-            links={"width": "size.width", "height": "size.height", "batch_size": "size.batch_size"},
-        ),
-        Node(
-            "same_noise",
-            "LatentBatchSeedBehavior",
-            (440, 980),
-            (400, 80),
-            "Same noise for every frame",
-            {"seed_behavior": "fixed"},
-            {"samples": "latent.LATENT"},
-        ),
+        *per_pose_latents(440, 800, 4),
         *sampling(900, 100, "same_noise.LATENT"),
         save_image("save", (1300, 80), (520, 420), "Save frames", "stable_pose/frames", "decode.IMAGE"),
-        Node(
-            "animation",
-            "SaveAnimatedWEBP",
-            (1300, 600),
-            (520, 520),
-            "Save animation",
-            {
-                "filename_prefix": "stable_pose/animation",
-                "fps": 1000 / SEQUENCE_FRAME_MS,
-                "lossless": False,
-                "quality": 90,
-            },
-            {"images": "decode.IMAGE"},
-        ),
-        note("note", (-420, 100), (380, 760), text),
+        save_animation((1300, 600), "stable_pose/animation", 1000 / SEQUENCE_FRAME_MS),
+        note("note", (-420, 100), (380, 760), POSE_BATCH_NOTE),
     )
     groups = (
         Group("Models", ("ckpt", "adapter")),
@@ -339,8 +351,7 @@ Frames are saved one by one and as an animated WebP (Save Animated WEBP: fps set
     return Spec("pose_batch_video", nodes, groups)
 
 
-def pose_animation() -> Spec:
-    text = f"""
+POSE_ANIMATION_NOTE = f"""
 Pose sequence -> animation with context windows: one frame per pose, sampled through ComfyUI's Context Windows
 (Manual) so clips longer than a window (hundreds of frames) fit in memory. Stable-Pose gives every frame its
 own pose in every window; with an SD1.5 model each frame comes out as if the clip were sampled in one batch.
@@ -355,6 +366,9 @@ longer than the length. With AnimateDiff-Evolved, use its Use Evolved Sampling +
 
 Strength per frame: strength keyframes "frame:strength" (here full strength throughout; e.g. "0:1.0, 16:0.4, 31:1.0").
 {MODELS_TEXT}{APPLY_TEXT}"""
+
+
+def pose_animation() -> Spec:
     windowed = Node(
         "windows",
         "ContextWindowsManual",
@@ -368,8 +382,7 @@ Strength per frame: strength keyframes "frame:strength" (here full strength thro
     nodes = (
         checkpoint((40, 100)),
         adapter((40, 260)),
-        Node("poses", "LoadImage", (40, 420), (340, 520), "Pose sequence", {"image": POSE_SEQUENCE}),
-        Node("size", "GetImageSize", (40, 1000), (340, 100), links={"image": "poses.IMAGE"}),
+        *pose_sequence_input(),
         Node(
             "frame_strength",
             "StablePoseFrameStrengths",
@@ -390,41 +403,12 @@ Strength per frame: strength keyframes "frame:strength" (here full strength thro
                 "frame_strength": "frame_strength.frame_strength",
             },
         ),
-        Node(
-            "latent",
-            "EmptyLatentImage",
-            (440, 850),
-            (400, 110),
-            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1], "batch_size": 4},
-            links={"width": "size.width", "height": "size.height", "batch_size": "size.batch_size"},
-        ),
-        Node(
-            "same_noise",
-            "LatentBatchSeedBehavior",
-            (440, 1000),
-            (400, 80),
-            "Same noise for every frame",
-            {"seed_behavior": "fixed"},
-            {"samples": "latent.LATENT"},
-        ),
+        *per_pose_latents(440, 820, 4),
         windowed,
         dataclasses.replace(sampler, links={**sampler.links, "model": "windows.MODEL"}),
         decode,
-        Node(
-            "animation",
-            "SaveAnimatedWEBP",
-            (1300, 80),
-            (520, 520),
-            "Save animation",
-            {
-                "filename_prefix": "stable_pose/animation",
-                "fps": 1000 / SEQUENCE_FRAME_MS,
-                "lossless": False,
-                "quality": 90,
-            },
-            {"images": "decode.IMAGE"},
-        ),
-        note("note", (-420, 100), (380, 900), text),
+        save_animation((1300, 80), "stable_pose/animation", 1000 / SEQUENCE_FRAME_MS),
+        note("note", (-420, 100), (380, 900), POSE_ANIMATION_NOTE),
     )
     groups = (
         Group("Models", ("ckpt", "adapter")),
@@ -435,8 +419,7 @@ Strength per frame: strength keyframes "frame:strength" (here full strength thro
     return Spec("pose_animation_context_windows", nodes, groups)
 
 
-def photo_to_preview() -> Spec:
-    text = f"""
+PHOTO_TO_PREVIEW_NOTE = f"""
 Photo -> Stable-Pose pose image, no model weights needed (tools/demo.sh runs this one headless).
 
 Photo: {PHOTO} from this pack's workflows/ folder (upload it) or any photo of people; for the mask preview
@@ -448,6 +431,9 @@ drawing); blazepose is built in and offline, the other detectors are listed in i
 Saved: the pose image (what Apply Adapter (Stable-Pose) takes), the pose over the photo, and the masks of pose-masked
 self-attention per ViT layer (left the latent grid, right the ViT patch grid).
 """
+
+
+def photo_to_preview() -> Spec:
     nodes = (
         Node("photo", "LoadImage", (40, 100), (340, 460), "Photo", {"image": PHOTO}),
         Node(
@@ -473,7 +459,7 @@ self-attention per ViT layer (left the latent grid, right the ViT patch grid).
             "save_overlay", (1300, 100), (420, 470), "Pose over photo", "stable_pose/pose_over_photo", "overlay.IMAGE"
         ),
         save_image("save_masks", (840, 650), (880, 360), "Mask preview", "stable_pose/mask_preview", "masks.preview"),
-        note("note", (-420, 100), (380, 560), text),
+        note("note", (-420, 100), (380, 560), PHOTO_TO_PREVIEW_NOTE),
     )
     groups = (
         Group("Pose", ("extract", "masks", "overlay")),
@@ -482,8 +468,7 @@ self-attention per ViT layer (left the latent grid, right the ViT patch grid).
     return Spec("photo_to_pose_preview", nodes, groups)
 
 
-def key_poses_to_video() -> Spec:
-    text = f"""
+KEY_POSES_TO_VIDEO_NOTE = f"""
 Key poses (or a video) -> smoothed pose sequence -> one generated frame per pose.
 
 Edit Poses (Stable-Pose): the key poses. Click "Open pose editor": the timeline holds {KEY_POSE_FRAMES} frames with keys
@@ -500,6 +485,9 @@ per frame.
 {MODELS_TEXT}{APPLY_TEXT}
 Every frame uses the same noise (Latent Batch Seed Behavior "fixed"); frames are saved as an animated WebP.
 """
+
+
+def key_poses_to_video() -> Spec:
     nodes = (
         Node(
             "editor",
@@ -517,34 +505,10 @@ Every frame uses the same noise (Latent Batch Seed Behavior "fixed"); frames are
         adapter((440, 260)),
         *prompts(440, 380, "an astronaut in a white spacesuit doing jumping jacks on the moon, full body, photograph"),
         apply_stable_pose((440, 780), "draw.pose_image"),
-        Node(
-            "latent",
-            "EmptyLatentImage",
-            (440, 1080),
-            (400, 110),
-            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1], "batch_size": KEY_POSE_FRAMES},
-            links={"width": "size.width", "height": "size.height", "batch_size": "size.batch_size"},
-        ),
-        Node(
-            "same_noise",
-            "LatentBatchSeedBehavior",
-            (440, 1260),
-            (400, 80),
-            "Same noise for every frame",
-            {"seed_behavior": "fixed"},
-            {"samples": "latent.LATENT"},
-        ),
+        *per_pose_latents(440, 1080, KEY_POSE_FRAMES),
         *sampling(900, 100, "same_noise.LATENT"),
-        Node(
-            "animation",
-            "SaveAnimatedWEBP",
-            (1300, 100),
-            (520, 520),
-            "Save animation",
-            {"filename_prefix": "stable_pose/key_poses", "fps": 8.0, "lossless": False, "quality": 90},
-            {"images": "decode.IMAGE"},
-        ),
-        note("note", (-420, 100), (380, 900), text),
+        save_animation((1300, 100), "stable_pose/key_poses", 8.0),
+        note("note", (-420, 100), (380, 900), KEY_POSES_TO_VIDEO_NOTE),
     )
     groups = (
         Group("Poses", ("editor", "smooth", "draw", "poses_view", "size")),
@@ -557,8 +521,7 @@ Every frame uses the same noise (Latent Batch Seed Behavior "fixed"); frames are
     return Spec("key_poses_to_video", nodes, groups)
 
 
-def best_of_n() -> Spec:
-    text = f"""
+BEST_OF_N_NOTE = f"""
 Best of N: generate 8 images for one pose and keep the 2 whose people stand in it best.
 
 Photo -> pose as in "photo_to_pose_to_image" ({PHOTO} from this pack's workflows/ folder: upload it). Empty
@@ -573,6 +536,9 @@ Select Best by Pose Fidelity (Stable-Pose) keeps the k best (k = 2) and gives th
 reuses the detections of Score Pose Fidelity (Stable-Pose) (its "detected" input), so the detector runs once. To
 refine a winner, take its index into Latent From Batch. docs/evaluation.md explains the numbers.
 {MODELS_TEXT}{APPLY_TEXT}"""
+
+
+def best_of_n() -> Spec:
     nodes = (
         *photo_pose(extract_pos=(40, 820)),
         checkpoint((440, 100)),
@@ -613,7 +579,7 @@ refine a winner, take its index into Latent From Batch. docs/evaluation.md expla
             links={"images": "decode.IMAGE", "target": "extract.pose_keypoint", "detected": "score.detected"},
         ),
         save_image("save", (1840, 310), (520, 760), "Best 2", "stable_pose/best_of_n", "select.images"),
-        note("note", (-420, 100), (380, 1000), text),
+        note("note", (-420, 100), (380, 1000), BEST_OF_N_NOTE),
     )
     groups = (
         Group("Pose", ("photo", "resize", "extract")),
@@ -624,24 +590,10 @@ refine a winner, take its index into Latent From Batch. docs/evaluation.md expla
     return Spec("stable_pose_best_of_n", nodes, groups)
 
 
-def rectify_pass(x: int, y: int) -> tuple[Node, ...]:
-    """Diffusion-HPC's regeneration: the first image's latents noised inside the person mask, the body's depth into a
-    depth ControlNet and the target pose into Stable-Pose, denoise 0.7, then the gate."""
+def rectify_conditioning(x: int, y: int) -> tuple[Node, ...]:
+    """The rectify pass's conditioning: the body's depth through a depth ControlNet, and its negative prompt."""
     controlnet = {"name": DEPTH_CONTROLNET, "url": DEPTH_CONTROLNET_URL, "directory": "controlnet"}
-    mask_links = {"image": "decode.IMAGE", "pose_keypoint": "extract.pose_keypoint", "silhouette": "render.mask"}
-    widgets = {"seed": SEED, "steps": 25, "cfg": 7.5, "sampler_name": "dpmpp_2m", "scheduler": "karras"}
     return (
-        Node(
-            "mask", "StablePoseRectifyMask", (x, y), (340, 170), links={**mask_links, "target": "target.pose_keypoint"}
-        ),
-        Node("encode", "VAEEncode", (x, y + 220), (340, 50), links={"pixels": "decode.IMAGE", "vae": "ckpt.VAE"}),
-        Node(
-            "noised",
-            "SetLatentNoiseMask",
-            (x, y + 320),
-            (340, 50),
-            links={"samples": "encode.LATENT", "mask": "mask.mask"},
-        ),
         Node(
             "controlnet",
             "ControlNetLoader",
@@ -673,6 +625,27 @@ def rectify_pass(x: int, y: int) -> tuple[Node, ...]:
                 "image": "render.depth",
             },
         ),
+    )
+
+
+def rectify_pass(x: int, y: int) -> tuple[Node, ...]:
+    """Diffusion-HPC's regeneration: the first image's latents noised inside the person mask, the body's depth into a
+    depth ControlNet and the target pose into Stable-Pose, denoise 0.7, then the gate."""
+    mask_links = {"image": "decode.IMAGE", "pose_keypoint": "extract.pose_keypoint", "silhouette": "render.mask"}
+    widgets = {"seed": SEED, "steps": 25, "cfg": 7.5, "sampler_name": "dpmpp_2m", "scheduler": "karras"}
+    return (
+        Node(
+            "mask", "StablePoseRectifyMask", (x, y), (340, 170), links={**mask_links, "target": "target.pose_keypoint"}
+        ),
+        Node("encode", "VAEEncode", (x, y + 220), (340, 50), links={"pixels": "decode.IMAGE", "vae": "ckpt.VAE"}),
+        Node(
+            "noised",
+            "SetLatentNoiseMask",
+            (x, y + 320),
+            (340, 50),
+            links={"samples": "encode.LATENT", "mask": "mask.mask"},
+        ),
+        *rectify_conditioning(x, y),
         Node(
             "resample",
             "KSampler",
@@ -754,8 +727,36 @@ def rectify_evidence(x: int, y: int) -> tuple[Node, ...]:
     )
 
 
-def rectify() -> Spec:
-    text = f"""
+def body_fit(x: int, y: int) -> tuple[Node, Node, Node]:
+    """The person in the first image, the 3D body fitted to them, and its renders."""
+    return (
+        Node(
+            "extract",
+            "OpenPoseExtract",
+            (x, y),
+            (340, 110),
+            widgets={"backend": "blazepose"},
+            links={"image": "decode.IMAGE"},
+        ),
+        Node(
+            "fit",
+            "StablePoseFitBody",
+            (x, y + 160),
+            (340, 110),
+            links={"image": "decode.IMAGE", "pose_keypoint": "extract.pose_keypoint"},
+        ),
+        Node(
+            "render",
+            "StablePoseRenderBody",
+            (x, y + 320),
+            (340, 130),
+            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1]},
+            links={"body": "fit.body"},
+        ),
+    )
+
+
+RECTIFY_NOTE = f"""
 Rectify: an SD1.5 image of a person in a target pose; where the person comes out anatomically implausible it is
 regenerated in the corrected pose (Diffusion-HPC with Stable-Pose as a second structure prior; docs/rectify.md).
 
@@ -775,6 +776,9 @@ From a real photo instead of text: load it in place of the first image (VAE Deco
 pose_image to Apply Adapter (no target pose is known, so the body's own skeleton guides).
 {MODELS_TEXT}- Load ControlNet: an SD1.5 depth ControlNet in models/controlnet ({DEPTH_CONTROLNET}).
 {APPLY_TEXT}"""
+
+
+def rectify() -> Spec:
     pose = example_pose_keypoints()
     target = Node(
         "target",
@@ -798,32 +802,10 @@ pose_image to Apply Adapter (no target pose is known, so the body's own skeleton
             widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1]},
         ),
         *sampling(900, 100, "latent.LATENT"),
-        Node(
-            "extract",
-            "OpenPoseExtract",
-            (1260, 100),
-            (340, 110),
-            widgets={"backend": "blazepose"},
-            links={"image": "decode.IMAGE"},
-        ),
-        Node(
-            "fit",
-            "StablePoseFitBody",
-            (1260, 260),
-            (340, 110),
-            links={"image": "decode.IMAGE", "pose_keypoint": "extract.pose_keypoint"},
-        ),
-        Node(
-            "render",
-            "StablePoseRenderBody",
-            (1260, 420),
-            (340, 130),
-            widgets={"width": POSE_SIZE[0], "height": POSE_SIZE[1]},
-            links={"body": "fit.body"},
-        ),
+        *body_fit(1260, 100),
         *rectify_pass(1660, 100),
         *rectify_evidence(2460, 100),
-        note("note", (-420, 100), (380, 1000), text),
+        note("note", (-420, 100), (380, 1000), RECTIFY_NOTE),
     )
     groups = (
         Group("Models", ("ckpt", "adapter")),

@@ -144,55 +144,16 @@ class WorkflowBuilder:
         by_key = {node.key: node for node in spec.nodes}
         sockets = {node.key: self.sockets(node) for node in spec.nodes}
         outputs = {node.key: [] if node.type == "Note" else self.outputs(node.type) for node in spec.nodes}
-        out_links: dict[tuple[str, int], list[int]] = {}
-        links = []
-        for node in spec.nodes:
-            for slot_index, socket in enumerate(sockets[node.key]):
-                if socket.name not in node.links:
-                    continue
-                source_key, output_name = node.links[socket.name].split(".", 1)
-                names = [name for name, _ in outputs[source_key]]
-                if output_name not in names:
-                    raise ValueError(f"{source_key} ({by_key[source_key].type}) has no output {output_name!r}: {names}")
-                source_slot = names.index(output_name)
-                socket.link = len(links) + 1
-                links.append(
-                    [
-                        socket.link,
-                        ids[source_key],
-                        source_slot,
-                        ids[node.key],
-                        slot_index,
-                        outputs[source_key][source_slot][1],
-                    ]
-                )
-                out_links.setdefault((source_key, source_slot), []).append(socket.link)
+        links, out_links = _links(spec.nodes, ids, sockets, outputs)
         order = _execution_order(spec.nodes, ids)
         nodes = []
         for node in spec.nodes:
-            widgets_values = self.widgets_values(node, sockets[node.key])
-            ui: dict[str, Any] = {
-                "id": ids[node.key],
-                "type": node.type,
-                "pos": list(node.pos),
-                "size": list(node.size),
-                "flags": {},
-                "order": order[node.key],
-                "mode": 0,
-                "inputs": [_socket_json(socket) for socket in sockets[node.key]],
-                "outputs": [
-                    {"name": name, "type": kind, "links": out_links.get((node.key, slot))}
-                    for slot, (name, kind) in enumerate(outputs[node.key])
-                ],
-                "properties": {}
-                if node.type == "Note"
-                else {"Node name for S&R": node.type, **self.registry_properties(node.type), **node.properties},
-                "widgets_values": widgets_values,
-            }
-            if node.title:
-                ui["title"] = node.title
-            if node.colors:
-                ui["color"], ui["bgcolor"] = node.colors
+            ui = self.node_json(node, sockets[node.key])
+            ui.update(id=ids[node.key], order=order[node.key])
+            ui["outputs"] = [
+                {"name": name, "type": kind, "links": out_links.get((node.key, slot))}
+                for slot, (name, kind) in enumerate(outputs[node.key])
+            ]
             nodes.append(ui)
         return {
             "id": str(uuid.uuid5(UUID_NAMESPACE, spec.name)),
@@ -206,6 +167,63 @@ class WorkflowBuilder:
             "extra": {"ds": {"scale": 0.6, "offset": [460, 40]}},
             "version": 0.4,
         }
+
+    def node_json(self, node: Node, sockets: list[_Socket]) -> dict[str, Any]:
+        """A node as the frontend saves it; ``id``, ``order`` and ``outputs`` are left for ``build`` to fill."""
+        ui: dict[str, Any] = {
+            "id": None,
+            "type": node.type,
+            "pos": list(node.pos),
+            "size": list(node.size),
+            "flags": {},
+            "order": None,
+            "mode": 0,
+            "inputs": [_socket_json(socket) for socket in sockets],
+            "outputs": None,
+            "properties": {}
+            if node.type == "Note"
+            else {"Node name for S&R": node.type, **self.registry_properties(node.type), **node.properties},
+            "widgets_values": self.widgets_values(node, sockets),
+        }
+        if node.title:
+            ui["title"] = node.title
+        if node.colors:
+            ui["color"], ui["bgcolor"] = node.colors
+        return ui
+
+
+def _links(
+    nodes: tuple[Node, ...],
+    ids: dict[str, int],
+    sockets: dict[str, list[_Socket]],
+    outputs: dict[str, list[tuple[str, str]]],
+) -> tuple[list[list[Any]], dict[tuple[str, int], list[int]]]:
+    """The workflow's links (numbering each linked socket) and, per (node, output slot), the links leaving it."""
+    types = {node.key: node.type for node in nodes}
+    links: list[list[Any]] = []
+    out_links: dict[tuple[str, int], list[int]] = {}
+    for node in nodes:
+        for slot_index, socket in enumerate(sockets[node.key]):
+            if socket.name not in node.links:
+                continue
+            source_key, output_name = node.links[socket.name].split(".", 1)
+            names = [name for name, _ in outputs[source_key]]
+            if output_name not in names:
+                raise ValueError(f"{source_key} ({types[source_key]}) has no output {output_name!r}: {names}")
+            source_slot = names.index(output_name)
+            socket.link = len(links) + 1
+            links.append(
+                [
+                    socket.link,
+                    ids[source_key],
+                    source_slot,
+                    ids[node.key],
+                    slot_index,
+                    outputs[source_key][source_slot][1],
+                ]
+            )
+            out_links.setdefault((source_key, source_slot), []).append(socket.link)
+    return links, out_links
 
 
 def _default(kind: str, options: dict[str, Any]) -> Any:
