@@ -122,33 +122,50 @@ def block_inputs(batch: int, lat: int, cfg_rows: bool) -> dict[str, torch.Tensor
     return {k: v.repeat(2, *[1] * (v.dim() - 1)) for k, v in inputs.items()} if cfg_rows else inputs
 
 
-def main() -> None:
+def seeded_models() -> tuple[AttnResBlock, PoseFeatureExtractor]:
+    """The SD1.5 inject block and the pose feature extractor, with seeded weights."""
+    block = AttnResBlock(320, 320, AdapterConfig.sd15(), 192).eval()
+    block.load_state_dict(seeded_state_dict(block))
+    extractor = PoseFeatureExtractor(3, 192).eval()
+    extractor.load_state_dict(seeded_state_dict(extractor))
+    return block, extractor
+
+
+def same_masks(pose: torch.Tensor, batch: int, settings: MaskSettings) -> tuple[torch.Tensor, ...]:
+    """Our pose masks (per kernel) and token masks, and the baseline's latent masks; checks both give the same
+    token masks for the [uncond; cond] rows of ``pose``."""
+    half, grid = batch // 2, pose.shape[-1] // 16
+    by_kernel = settings.pose_masks(pose)
+    latent = naive_latent_masks(pose, half)
+    is_uncond = torch.arange(batch) < half
+    ours_tokens = to_token_masks(assemble_masks(by_kernel.repeat(1, 2, 1, 1), is_uncond, settings), 2)
+    naive_tokens = torch.stack([naive_dense_mask(c, grid, grid).all(-1) for c in torch.split(latent, batch)])
+    assert torch.equal(ours_tokens, naive_tokens), "masks differ"
+    return by_kernel, latent, ours_tokens
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--batch", type=int, default=2, help="rows per call, half uncond half cond")
     parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     half, lat = args.batch // 2, args.size // 8
     pose = sample_pose_image(args.size, args.size).repeat(half, 1, 1, 1)
     is_uncond = torch.arange(args.batch) < half
-    block = AttnResBlock(320, 320, AdapterConfig.sd15(), 192).eval()
-    block.load_state_dict(seeded_state_dict(block))
+    block, extractor = seeded_models()
     vit = block.attn_layer
-    extractor = PoseFeatureExtractor(3, 192).eval()
-    extractor.load_state_dict(seeded_state_dict(extractor))
     pose_rows = pose.repeat(2, 1, 1, 1)  # the hint of every [uncond; cond] row
     cfg, distinct = block_inputs(args.batch, lat, True), block_inputs(args.batch, lat, False)
     tokens = seeded_inputs({"y": (args.batch, (lat // 2) ** 2, 512)})["y"]
     settings = MaskSettings()
 
     with torch.inference_mode():
-        by_kernel = settings.pose_masks(pose)
-        latent = naive_latent_masks(pose, half)
-        ours_tokens = to_token_masks(assemble_masks(by_kernel.repeat(1, 2, 1, 1), is_uncond, settings), 2)
-        naive_tokens = torch.stack(
-            [naive_dense_mask(c, lat // 2, lat // 2).all(-1) for c in torch.split(latent, args.batch)]
-        )
-        assert torch.equal(ours_tokens, naive_tokens), "masks differ"
+        by_kernel, latent, ours_tokens = same_masks(pose, args.batch, settings)
         pose_terms = {id(x): block.pose_term(x["f"]) for x in (cfg, distinct)}  # once per sampling (encode_pose)
 
         def ours(x: dict) -> torch.Tensor:
