@@ -21,7 +21,16 @@ from stablepose_core.detect.backends import (
     find_weights,
 )
 from stablepose_core.detect.batches import CROP_BATCH, FRAME_BATCH, batch_sizes
-from stablepose_core.detect.dwpose import PIXEL_MEAN, PIXEL_STD, box_to_crop, crop, crop_grid, letterbox
+from stablepose_core.detect.dwpose import (
+    NMS_IOU,
+    PIXEL_MEAN,
+    PIXEL_STD,
+    box_to_crop,
+    crop,
+    crop_grid,
+    letterbox,
+    yolox_nms,
+)
 from stablepose_core.poses.keypoints import COCO17_NAMES, VISIBILITY_THRESHOLD, PoseKeypoints
 
 needs_onnxruntime = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime")
@@ -282,6 +291,30 @@ def test_dwpose_crop_geometry():
     y, x = np.unravel_index(patch[0].argmax().item(), patch[0].shape)
     scale = 288 / size[0, 0].item()
     assert (x, y) == (round(144 + (260 - 250) * scale), round(192 + (150 - 160) * scale))
+
+
+def reference_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """YOLOX's demo NMS as its code reads: greedy by score, IoU over inclusive pixel areas (width x2 - x1 + 1)."""
+    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    order, keep = np.argsort(-scores, kind="stable"), []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        sides = np.minimum(boxes[best, 2:], boxes[rest, 2:]) - np.maximum(boxes[best, :2], boxes[rest, :2]) + 1
+        inter = sides.clip(min=0).prod(axis=1)
+        order = rest[inter / (areas[best] + areas[rest] - inter) <= threshold]
+    return keep
+
+
+def test_person_box_nms_is_yoloxs():
+    """Small, crowded boxes, where counting pixel areas inclusively (as YOLOX's demo) changes which boxes stay."""
+    rng = np.random.default_rng(0)
+    corners, sizes = rng.uniform(0, 40, (200, 2)), rng.uniform(1, 12, (200, 2))
+    boxes = np.concatenate([corners, corners + sizes], axis=1).astype(np.float32)
+    scores = rng.uniform(0, 1, 200).astype(np.float32)
+    kept = yolox_nms(torch.from_numpy(boxes), torch.from_numpy(scores)).tolist()
+    assert kept == reference_nms(boxes, scores, NMS_IOU)
+    assert kept != reference_nms(boxes - [0, 0, 1, 1], scores, NMS_IOU)  # exclusive areas keep other boxes here
 
 
 def random_photo(height: int, width: int) -> np.ndarray:

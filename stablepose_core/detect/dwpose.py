@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.ops import nms
 
 from ..poses.keypoints import COCO17_NAMES, PoseKeypoints
 from .batches import batch_sizes
@@ -82,18 +83,12 @@ def decode_yolox(raw: torch.Tensor, size: int = DETECTOR_SIZE) -> torch.Tensor:
     return decoded
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy non-maximum suppression over ``xyxy`` boxes (inclusive pixel areas, as YOLOX's demo)."""
-    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
-    order, keep = scores.argsort(descending=True, stable=True), []
-    while len(order):
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        top_left = torch.maximum(boxes[best, :2], boxes[rest, :2])
-        bottom_right = torch.minimum(boxes[best, 2:], boxes[rest, 2:])
-        inter = (bottom_right - top_left + 1).clamp(min=0).prod(dim=1)
-        order = rest[inter / (areas[best] + areas[rest] - inter) <= iou_threshold]
-    return torch.stack(keep) if keep else order
+def yolox_nms(boxes: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Indices of the ``xyxy`` boxes YOLOX's demo NMS keeps, best first: greedy at IoU ``NMS_IOU`` over inclusive
+    pixel areas (far corners + 1 give torchvision's op the same IoUs). On the CPU, where torchvision's op exists in
+    every build, for the few candidates a frame has."""
+    inclusive = torch.cat([boxes[:, :2], boxes[:, 2:] + 1], dim=1)
+    return nms(inclusive.cpu(), scores.cpu(), NMS_IOU).to(boxes.device)
 
 
 def person_boxes(raw: torch.Tensor, ratio: float) -> list[torch.Tensor]:
@@ -106,7 +101,7 @@ def person_boxes(raw: torch.Tensor, ratio: float) -> list[torch.Tensor]:
         candidates = row_scores > CANDIDATE_SCORE
         centre, size, kept_scores = rows[candidates, :2], rows[candidates, 2:4], row_scores[candidates]
         boxes = torch.cat([centre - size / 2, centre + size / 2], dim=1) / ratio
-        keep = nms(boxes, kept_scores, NMS_IOU)
+        keep = yolox_nms(boxes, kept_scores)
         frames.append(boxes[keep[kept_scores[keep] > BOX_SCORE]].reshape(-1, 4))
     return frames
 
