@@ -1,10 +1,10 @@
 """Run ComfyUI API prompts in this process, without ComfyUI's web server: for headless production jobs
 (``python -m training.synthesize``) that drive the user's ComfyUI and models.
 
-ComfyUI is the one :func:`find_comfyui` finds; its own models folder (and ``extra_model_paths.yaml`` is not read:
-give ``model_roots`` instead) holds the checkpoints. This pack is loaded through ComfyUI's custom-node loader, like
-ComfyUI's start-up does; no other custom nodes are loaded. Prompts go through ComfyUI's ``validate_prompt`` and
-``PromptExecutor``. ComfyUI's state is process-global: one runner per process.
+ComfyUI is the one :func:`.comfyui.find_comfyui` finds; its own models folder (and ``extra_model_paths.yaml`` is
+not read: give ``model_roots`` instead) holds the checkpoints. This pack is loaded through ComfyUI's custom-node
+loader, like ComfyUI's start-up does; no other custom nodes are loaded. Prompts go through ComfyUI's
+``validate_prompt`` and ``PromptExecutor``. ComfyUI's state is process-global: one runner per process.
 """
 
 from __future__ import annotations

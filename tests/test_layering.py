@@ -5,11 +5,14 @@ layer of the pack) and production code (core, host discovery, nodes, training) n
 ``benchmarks``, the tests above all, so no import runs both ways. Inside the core, the subsystem packages import only
 downwards (:data:`CORE_LAYERS`): poses at the bottom, the model and the detectors on poses, evaluation and the body
 model above. Imports are read from the syntax tree, so a function-local or ``importlib`` import counts as well as a
-top-level one."""
+top-level one. The cross-references in production docstrings (``:func:`.tracking.track_people```) name modules and
+objects that exist, so a moved or renamed module leaves no stale name behind."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,3 +186,77 @@ def test_the_scan_sees_every_kind_of_import(tmp_path: Path, source: str, where: 
     path.parent.mkdir()
     path.write_text(source)
     assert found in [name for _line, name in imported_modules(path, tmp_path)]
+
+
+# a Sphinx cross-reference: role, leading dots (relative to the module's package), dotted target
+REFERENCE = re.compile(r":(?:func|class|meth|attr|data|mod|exc):`~?(\.*)([\w.]+)`")
+
+
+def defined_names(path: Path) -> set[str]:
+    """Names a module defines at top level or in its classes' bodies: functions, classes, assignments, imports."""
+    tree = ast.parse(path.read_text(), str(path))
+    nodes = [*tree.body, *(node for top in tree.body if isinstance(top, ast.ClassDef) for node in top.body)]
+    names = set()
+    for node in nodes:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {target.id for target in targets if isinstance(target, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
+
+
+def reference_resolves(path: Path, dots: str, target: str, root: Path = ROOT) -> bool:
+    """Whether a docstring reference in ``path`` names something that exists: a module (relative with leading dots,
+    or under the pack's root) and a name it defines, a name of ``path`` itself, or an installed package's object."""
+    parts = target.split(".")
+    if not dots and not (root / parts[0]).is_dir():
+        return parts[0] in defined_names(path) or importlib.util.find_spec(parts[0]) is not None
+    package = list(path.relative_to(root).parent.parts)
+    prefix = package[: len(package) - len(dots) + 1] if dots else []
+    for cut in range(len(parts), -1 if dots else 0, -1):
+        base = root.joinpath(*prefix, *parts[:cut])
+        module = next((m for m in (base.with_suffix(".py"), base / "__init__.py") if m.is_file()), None)
+        if module is not None:
+            return cut == len(parts) or parts[cut] in defined_names(module)
+    return False
+
+
+def stale_references(files: list[Path], root: Path = ROOT) -> list[str]:
+    return [
+        f"{path.relative_to(root)}:{text[: found.start()].count(chr(10)) + 1}: {found.group(0)}"
+        for path in files
+        for text in [path.read_text()]
+        for found in REFERENCE.finditer(text)
+        if not reference_resolves(path, *found.groups(), root)
+    ]
+
+
+def test_docstring_references_name_what_exists() -> None:
+    assert stale_references(production_files()) == []
+
+
+@pytest.mark.parametrize(
+    ("reference", "resolves"),
+    [
+        (":func:`.sequence.sequence_from_frames`", True),
+        (":class:`..poses.keypoints.PoseKeypoints`", True),
+        (":meth:`PoseKeypoints.flip`", False),  # not defined in this module
+        (":attr:`ROLE`", True),
+        (":func:`.pose_tracking.track_people`", False),  # the module's name before the layout of subsystems
+        (":func:`.sequence.no_such_function`", False),
+        (":func:`.core_function`", True),  # defined in the package's __init__.py
+        (":func:`numpy.interp`", True),
+        (":mod:`sequence`", False),  # a sibling module needs its leading dot
+    ],
+)
+def test_the_reference_check_fails_on_a_stale_name(tmp_path: Path, reference: str, resolves: bool) -> None:
+    (tmp_path / "core" / "poses").mkdir(parents=True)
+    (tmp_path / "core" / "poses" / "sequence.py").write_text("def sequence_from_frames(): ...\n")
+    (tmp_path / "core" / "poses" / "keypoints.py").write_text("class PoseKeypoints: ...\n")
+    (tmp_path / "core" / "poses" / "__init__.py").write_text("def core_function(): ...\n")
+    path = tmp_path / "core" / "poses" / "tracking.py"
+    path.write_text(f'"""{reference}"""\nROLE = 1\n')
+    assert (stale_references([path], tmp_path) == []) == resolves

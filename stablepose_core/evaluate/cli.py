@@ -268,7 +268,7 @@ def load_detections(path: Path, ground_truth: dict[str, Any]) -> list[dict[str, 
 
 
 def mean_oks(ground_truth: dict[str, Any], detections: list[dict[str, Any]]) -> float | None:
-    """Mean over ground-truth images with people of :func:`.pose_score.score_image` (None when there are none)."""
+    """Mean over ground-truth images with people of :func:`.score.score_image` (None when there are none)."""
     people: dict[int, list[list[float]]] = {}
     for annotation in ground_truth["annotations"]:
         if is_person(annotation):

@@ -1,7 +1,7 @@
 """Picture of a pose score: the target and the detected skeletons over the image, per-joint error visible.
 
 * the image, dimmed;
-* the target pose as Stable-Pose saw it (:func:`.skeleton.render_pose`, HumanSD colours), half transparent;
+* the target pose as Stable-Pose saw it (:func:`..poses.skeleton.render_pose`, HumanSD colours), half transparent;
 * the detected people as thin white skeletons;
 * per labelled target joint of a matched person, a line from the target joint to the detected one and a dot at
   the detected joint, coloured by the joint's similarity (green 1 → yellow → red 0); a target joint the

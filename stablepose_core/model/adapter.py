@@ -126,7 +126,7 @@ class AttnResBlock(nn.Module):
         token_masks: torch.Tensor | None,
         row_latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """token_masks: (vit_depth, B, tokens) bool from :func:`pmsa.to_token_masks`, or None (unmasked)."""
+        """token_masks: (vit_depth, B, tokens) bool from :func:`.pmsa.to_token_masks`, or None (unmasked)."""
         groups = RowGroups.of(x, emb)  # cond/uncond rows of one latent: computed once up to where masks differ
         rows_x, rows_emb = (x, emb) if groups is None else (groups.pick(x), groups.pick(emb))
         h = self.in_layers(rows_x).add_(self.emb_layers(rows_emb).type(x.dtype)[..., None, None])
@@ -249,8 +249,8 @@ class StablePoseAdapter(nn.Module):
         row_latents: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """x (B, 4, h, w), timesteps (B,), context (B, T, D), pose image (B, 3, 8h, 8w) in [-1, 1] or its pose
-        terms (:meth:`encode_pose`), masks (vit_depth, B, h, w) bool from :func:`masks.pmsa_masks` or None;
-        row_latents (B,): which latent each row samples (PMSA's fill scope, see :mod:`pmsa`) or None."""
+        terms (:meth:`encode_pose`), masks (vit_depth, B, h, w) bool from :func:`.masks.pmsa_masks` or None;
+        row_latents (B,): which latent each row samples (PMSA's fill scope, see :mod:`.pmsa`) or None."""
         if pose_terms is None:
             if pose_image is None:
                 raise ValueError("the adapter needs a pose image or its pose terms (encode_pose)")

@@ -3,7 +3,7 @@
 ``{"format": "stable-pose-coco17-keyframes", "width", "height", "joints", "frames": N, "curve": "linear",
 "keys": [{"frame": f, "people": [[[x, y, c] × 17], ...]}, ...]}`` — the ``pose_json`` of a
 ``StablePoseEditor`` node whose edit spans several frames (a single pose stays a ``stable-pose-coco17``
-document). The clip is :func:`.pose_interpolation.interpolate_keys` of the keys; the node and the editor's
+document). The clip is :func:`.interpolation.interpolate_keys` of the keys; the node and the editor's
 ``/stable_pose/interpolate`` route both call :func:`clip_from_keyframes`, so what the editor plays is what
 the node outputs. Person k of every key is the same person (keys with fewer people get absent slots).
 """

@@ -4,7 +4,7 @@ A :class:`PoseSequence` is frames × people × 17 COCO joints × (x, y, confiden
 sequence modules (tracking, smoothing, interpolation, transforms) a person's *slot* (its index on the people
 axis) is its identity: slot k is the same person in every frame, and a frame where that person is not seen
 holds an all-zero person there (not drawn, written as zeros in ``POSE_KEYPOINT``, as OpenPose writes absent
-joints). A detector's raw output has no such guarantee until :func:`.pose_tracking.track_people` orders it.
+joints). A detector's raw output has no such guarantee until :func:`.tracking.track_people` orders it.
 """
 
 from __future__ import annotations

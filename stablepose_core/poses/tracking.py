@@ -5,7 +5,7 @@ with COCO's per-joint sigmas), maximised jointly with :func:`scipy.optimize.line
 Hungarian algorithm), as in PoseTrack-style top-down trackers. A track's pose is predicted forward at its last
 velocity, so people crossing each other keep their identities; a track not matched for ``max_missed`` frames
 ends, and a detection no track claims (OKS below ``min_similarity``) starts a new identity. The result is a
-:class:`.pose_sequence.PoseSequence` whose slot k holds one identity at a time (absent frames: all-zero people),
+:class:`.sequence.PoseSequence` whose slot k holds one identity at a time (absent frames: all-zero people),
 slots ordered by first appearance. An identity that ended frees its slot for the next newcomer (the slot free
 longest first), so a clip costs as many slots as people tracked at once, not as people ever seen; at most
 :data:`MAX_TRACKS` at once.

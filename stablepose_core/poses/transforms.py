@@ -1,6 +1,6 @@
 """Geometric transforms of pose sequences: scale, translate, rotate, mirror, fit, and limb-length retargeting.
 
-All act on every frame of a :class:`.pose_sequence.PoseSequence` alike (so a clip moves as one) and move
+All act on every frame of a :class:`.sequence.PoseSequence` alike (so a clip moves as one) and move
 absent joints' stored positions too, except that all-zero (never seen) joints stay ``(0, 0, 0)``. Mirroring
 swaps left and right joints (:data:`.keypoints.COCO17_FLIP_PAIRS`) so limb colours stay anatomical, with
 ``x -> width - 1 - x`` as :meth:`.keypoints.PoseKeypoints.flip_horizontal`. Retargeting keeps every limb's
