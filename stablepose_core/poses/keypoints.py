@@ -202,6 +202,20 @@ def _frame_person(index: int, person: Any, width: int, height: int) -> tuple[np.
     return to_coco17(points[None], layout)[0], None if world is None else to_coco17(world[None], layout)[0]
 
 
+def checked_keypoints(keypoints: Any, axes: str, width: int, height: int) -> np.ndarray:
+    """Keypoints as float32 ``(<axes>, 17, 3)`` (``axes``: ``"people"`` or ``"frames, people"``), finite, on a canvas
+    of positive size; else :class:`.formats.PoseDataError` saying what is wrong."""
+    points = np.asarray(keypoints, dtype=np.float32)
+    leading = axes.count(",") + 1
+    if points.ndim != leading + 2 or points.shape[leading:] != (len(COCO17_NAMES), 3):
+        raise PoseDataError(f"keypoints must be shaped ({axes}, 17, 3), got {points.shape}")
+    if not np.isfinite(points).all():
+        raise PoseDataError("keypoints contain NaN or infinite values")
+    if int(width) < 1 or int(height) < 1:
+        raise PoseDataError(f"canvas size must be positive, got {width}x{height}")
+    return points
+
+
 def checked_world(world: Any, people: tuple[int, ...]) -> np.ndarray | None:
     """3D points (:attr:`PoseKeypoints.world`) as float32 ``(*people, 17, 4)``, or None."""
     if world is None:
@@ -250,12 +264,7 @@ class PoseKeypoints:
         points = np.asarray(self.keypoints, dtype=np.float32)
         if points.size == 0:
             points = points.reshape(0, len(COCO17_NAMES), 3)
-        if points.ndim != 3 or points.shape[1:] != (len(COCO17_NAMES), 3):
-            raise PoseDataError(f"keypoints must be shaped (people, 17, 3), got {points.shape}")
-        if not np.isfinite(points).all():
-            raise PoseDataError("keypoints contain NaN or infinite values")
-        if int(self.width) < 1 or int(self.height) < 1:
-            raise PoseDataError(f"canvas size must be positive, got {self.width}x{self.height}")
+        points = checked_keypoints(points, "people", self.width, self.height)
         object.__setattr__(self, "keypoints", points)
         object.__setattr__(self, "world", checked_world(self.world, points.shape[:1]))
         object.__setattr__(self, "width", int(self.width))

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .keypoints import COCO17_NAMES, VISIBILITY_THRESHOLD, PoseKeypoints, checked_world
+from .formats import PoseDataError
+from .keypoints import COCO17_NAMES, VISIBILITY_THRESHOLD, PoseKeypoints, checked_keypoints, checked_world
 
 JOINTS = len(COCO17_NAMES)
 
@@ -32,15 +33,9 @@ class PoseSequence:
     world: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        points = np.asarray(self.keypoints, dtype=np.float32)
-        if points.ndim != 4 or points.shape[2:] != (JOINTS, 3):
-            raise ValueError(f"pose sequence keypoints must be shaped (frames, people, 17, 3), got {points.shape}")
+        points = checked_keypoints(self.keypoints, "frames, people", self.width, self.height)
         if points.shape[0] == 0:
-            raise ValueError("a pose sequence needs at least one frame (got none)")
-        if not np.isfinite(points).all():
-            raise ValueError("pose sequence keypoints contain NaN or infinite values")
-        if int(self.width) < 1 or int(self.height) < 1:
-            raise ValueError(f"canvas size must be positive, got {self.width}x{self.height}")
+            raise PoseDataError("a pose sequence needs at least one frame (got none)")
         object.__setattr__(self, "keypoints", points)
         object.__setattr__(self, "world", checked_world(self.world, points.shape[:2]))
         object.__setattr__(self, "width", int(self.width))

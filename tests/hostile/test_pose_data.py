@@ -4,11 +4,13 @@ items 2 and 9)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from stablepose_core.poses.keypoints import MAX_CANVAS_SIZE, PoseDataError, PoseKeypoints, parse_pose_text
+from stablepose_core.poses.sequence import PoseSequence
 
 BODY18 = [[10.0, 20.0, 1.0]] * 18
 
@@ -45,6 +47,25 @@ def frame(people: object, width: object = 64, height: object = 64) -> dict:
 def test_odd_pose_keypoint_shapes_are_named(bad_frame, message):
     with pytest.raises(PoseDataError, match=message):
         PoseKeypoints.from_pose_keypoint(bad_frame)
+
+
+@pytest.mark.parametrize(
+    ("people", "frames", "width", "message"),
+    [
+        (np.ones((1, 18, 3)), np.ones((2, 1, 18, 3)), 64, r"must be shaped \({axes}, 17, 3\), got {shape}"),
+        (np.ones((17, 3)), np.ones((1, 17, 3)), 64, r"must be shaped \({axes}, 17, 3\)"),
+        (np.full((1, 17, 3), np.nan), np.full((1, 1, 17, 3), np.inf), 64, "contain NaN or infinite values"),
+        (np.ones((1, 17, 3)), np.ones((1, 1, 17, 3)), 0, "canvas size must be positive, got 0x64"),
+        (None, np.zeros((0, 1, 17, 3)), 64, "a pose sequence needs at least one frame"),
+    ],
+)
+def test_keypoint_arrays_are_checked_alike(people, frames, width, message):
+    """A pose and a pose sequence refuse the same faults with the same error, naming their own axes."""
+    for points, axes, make in ((people, "people", PoseKeypoints), (frames, "frames, people", PoseSequence)):
+        if points is not None:
+            expected = message.format(axes=axes, shape=re.escape(str(np.shape(points))[:-1]))
+            with pytest.raises(PoseDataError, match=expected):
+                make(points, width, 64)
 
 
 def test_pose_keypoint_people_may_still_be_missing_or_hands_only():
