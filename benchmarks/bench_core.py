@@ -131,13 +131,12 @@ def seeded_models() -> tuple[AttnResBlock, PoseFeatureExtractor]:
     return block, extractor
 
 
-def same_masks(pose: torch.Tensor, batch: int, settings: MaskSettings) -> tuple[torch.Tensor, ...]:
+def same_masks(pose: torch.Tensor, is_uncond: torch.Tensor, settings: MaskSettings) -> tuple[torch.Tensor, ...]:
     """Our pose masks (per kernel) and token masks, and the baseline's latent masks; checks both give the same
-    token masks for the [uncond; cond] rows of ``pose``."""
-    half, grid = batch // 2, pose.shape[-1] // 16
+    token masks for the [uncond; cond] rows ``is_uncond`` of ``pose``."""
+    batch, grid = len(is_uncond), pose.shape[-1] // 16
     by_kernel = settings.pose_masks(pose)
-    latent = naive_latent_masks(pose, half)
-    is_uncond = torch.arange(batch) < half
+    latent = naive_latent_masks(pose, batch // 2)
     ours_tokens = to_token_masks(assemble_masks(by_kernel.repeat(1, 2, 1, 1), is_uncond, settings), 2)
     naive_tokens = torch.stack([naive_dense_mask(c, grid, grid).all(-1) for c in torch.split(latent, batch)])
     assert torch.equal(ours_tokens, naive_tokens), "masks differ"
@@ -165,7 +164,7 @@ def main() -> None:
     settings = MaskSettings()
 
     with torch.inference_mode():
-        by_kernel, latent, ours_tokens = same_masks(pose, args.batch, settings)
+        by_kernel, latent, ours_tokens = same_masks(pose, is_uncond, settings)
         pose_terms = {id(x): block.pose_term(x["f"]) for x in (cfg, distinct)}  # once per sampling (encode_pose)
 
         def ours(x: dict) -> torch.Tensor:

@@ -148,13 +148,11 @@ class WorkflowBuilder:
         order = _execution_order(spec.nodes, ids)
         nodes = []
         for node in spec.nodes:
-            ui = self.node_json(node, sockets[node.key])
-            ui.update(id=ids[node.key], order=order[node.key])
-            ui["outputs"] = [
+            node_outputs = [
                 {"name": name, "type": kind, "links": out_links.get((node.key, slot))}
                 for slot, (name, kind) in enumerate(outputs[node.key])
             ]
-            nodes.append(ui)
+            nodes.append(self.node_json(node, ids[node.key], order[node.key], sockets[node.key], node_outputs))
         return {
             "id": str(uuid.uuid5(UUID_NAMESPACE, spec.name)),
             "revision": 0,
@@ -168,18 +166,20 @@ class WorkflowBuilder:
             "version": 0.4,
         }
 
-    def node_json(self, node: Node, sockets: list[_Socket]) -> dict[str, Any]:
-        """A node as the frontend saves it; ``id``, ``order`` and ``outputs`` are left for ``build`` to fill."""
+    def node_json(
+        self, node: Node, node_id: int, order: int, sockets: list[_Socket], outputs: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """A node as the frontend saves it, with its id, execution order, linked input sockets and outputs."""
         ui: dict[str, Any] = {
-            "id": None,
+            "id": node_id,
             "type": node.type,
             "pos": list(node.pos),
             "size": list(node.size),
             "flags": {},
-            "order": None,
+            "order": order,
             "mode": 0,
             "inputs": [_socket_json(socket) for socket in sockets],
-            "outputs": None,
+            "outputs": outputs,
             "properties": {}
             if node.type == "Note"
             else {"Node name for S&R": node.type, **self.registry_properties(node.type), **node.properties},
