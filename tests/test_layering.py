@@ -43,13 +43,12 @@ def production_files() -> list[Path]:
 def imported_modules(path: Path, root: Path = ROOT) -> Iterator[tuple[int, str]]:
     """(line, absolute dotted name) of every import in a file, relative imports resolved against the layout
     under ``root`` (the pack's package), plus ``importlib.import_module("...")``/``__import__``/``import_comfy``."""
-    package = list(path.relative_to(root).parent.parts)
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             yield from ((node.lineno, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[: len(package) - node.level + 1]
+                base = relative_base(path, node.level, root)
                 names = [".".join([*base, node.module or ""]).strip(".")] if node.module else []
                 names += [".".join([*base, alias.name]) for alias in node.names] if not node.module else []
                 yield from ((node.lineno, name or "<pack root>") for name in names)
@@ -57,6 +56,12 @@ def imported_modules(path: Path, root: Path = ROOT) -> Iterator[tuple[int, str]]
                 yield node.lineno, node.module or ""
         elif isinstance(node, ast.Call) and (name := _dynamic_import(node)):
             yield node.lineno, name
+
+
+def relative_base(path: Path, level: int, root: Path = ROOT) -> list[str]:
+    """The package parts a name with ``level`` leading dots starts from, in the file ``path`` under ``root``."""
+    package = list(path.relative_to(root).parent.parts)
+    return package[: len(package) - level + 1]
 
 
 def _dynamic_import(call: ast.Call) -> str | None:
@@ -214,8 +219,7 @@ def reference_resolves(path: Path, dots: str, target: str, root: Path = ROOT) ->
     parts = target.split(".")
     if not dots and not (root / parts[0]).is_dir():
         return parts[0] in defined_names(path) or importlib.util.find_spec(parts[0]) is not None
-    package = list(path.relative_to(root).parent.parts)
-    prefix = package[: len(package) - len(dots) + 1] if dots else []
+    prefix = relative_base(path, len(dots), root) if dots else []
     for cut in range(len(parts), -1 if dots else 0, -1):
         base = root.joinpath(*prefix, *parts[:cut])
         module = next((m for m in (base.with_suffix(".py"), base / "__init__.py") if m.is_file()), None)
